@@ -1,0 +1,62 @@
+"""etcd's protobuf message classes, built by the installed protobuf runtime.
+
+No ``*_pb2.py`` is generated or shipped. ``setup.py`` compiles ``protos/`` into
+a serialized FileDescriptorSet (``_schema.binpb``); here the *installed*
+runtime turns that into message classes. Descriptors are plain protobuf data
+whose format has not changed since protobuf 3, so whatever runtime is
+installed (4.21 ... 7.x) builds classes it fully understands: there is no
+generated code whose version could disagree with it.
+
+The classes live in a private DescriptorPool, not the default one, so
+etcdfast can be imported next to python-etcd3 or any other package that
+registers etcd's ``etcdserverpb`` files without "duplicate file" conflicts.
+
+Only cold paths (Lease grant, Cluster, Maintenance, Auth) and the pure twin's
+decoders use these classes; the Cython twin never does.
+"""
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+from typing import Any, Callable, Type
+
+from google.protobuf import descriptor_pb2, descriptor_pool
+from google.protobuf.message import DecodeError, Message
+
+__all__ = ["message", "DecodeError", "Message", "SCHEMA_FILE"]
+
+SCHEMA_FILE = "_schema.binpb"
+
+
+def _message_class_factory(pool: Any) -> Callable[[Any], Type[Message]]:
+    # protobuf >= 4.22 has message_factory.GetMessageClass; 4.21 only has
+    # MessageFactory.GetPrototype (removed in 5.x). Pick whichever exists.
+    from google.protobuf import message_factory
+
+    get_class = getattr(message_factory, "GetMessageClass", None)
+    if get_class is not None:
+        return get_class  # type: ignore[no-any-return]
+    return message_factory.MessageFactory(pool).GetPrototype  # type: ignore[no-any-return]
+
+
+@functools.lru_cache(maxsize=None)
+def _pool() -> Any:
+    try:
+        data = resources.files("etcdfast").joinpath(SCHEMA_FILE).read_bytes()
+    except FileNotFoundError:  # pragma: no cover - only in a raw, unbuilt checkout
+        raise ImportError(
+            "etcdfast/_schema.binpb is missing: install the package "
+            "(pip install .) so that setup.py compiles protos/"
+        ) from None
+    pool = descriptor_pool.DescriptorPool()
+    for file_proto in descriptor_pb2.FileDescriptorSet.FromString(data).file:
+        pool.Add(file_proto)
+    return pool
+
+
+@functools.lru_cache(maxsize=None)
+def message(full_name: str) -> Type[Message]:
+    """The message class for a full protobuf name, e.g. ``"etcdserverpb.RangeRequest"``."""
+    pool = _pool()
+    return _message_class_factory(pool)(pool.FindMessageTypeByName(full_name))

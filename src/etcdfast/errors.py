@@ -1,0 +1,537 @@
+"""One exception tree for everything etcdfast raises.
+
+etcd reports errors as a gRPC status code plus a message string
+(``"etcdserver: ..."``), and the code alone is ambiguous: InvalidArgument
+covers both an empty key and a too-large request. So errors are mapped by the
+exact server message first (the strings are etcd's public ``rpctypes``) and by
+status code second. Every class derives from :class:`EtcdError`; many also
+derive from the builtin that a Python caller would naturally catch
+(``ValueError``, ``ConnectionError``, ``TimeoutError``, ``PermissionError``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Dict, Optional, Sequence, Tuple, Type
+
+if TYPE_CHECKING:  # grpc is only needed when a real call fails
+    import grpc
+
+__all__ = [
+    "EtcdError",
+    "ProtocolError",
+    "ClientClosedError",
+    "InvalidArgumentError",
+    "EmptyKeyError",
+    "KeyNotFoundError",
+    "ValueProvidedError",
+    "LeaseProvidedError",
+    "TooManyOpsError",
+    "DuplicateKeyError",
+    "InvalidSortOptionError",
+    "RequestTooLargeError",
+    "ResponseTooLargeError",
+    "RevisionError",
+    "CompactedError",
+    "FutureRevisionError",
+    "NotFoundError",
+    "FailedPreconditionError",
+    "LeaseError",
+    "LeaseNotFoundError",
+    "LeaseExistsError",
+    "LeaseTTLTooLargeError",
+    "ResourceExhaustedError",
+    "NoSpaceError",
+    "TooManyRequestsError",
+    "AuthError",
+    "AuthFailedError",
+    "PermissionDeniedError",
+    "InvalidAuthTokenError",
+    "AuthOldRevisionError",
+    "AuthNotEnabledError",
+    "UserEmptyError",
+    "UserNotFoundError",
+    "UserAlreadyExistsError",
+    "RoleNotFoundError",
+    "RoleAlreadyExistsError",
+    "RoleNotGrantedError",
+    "PermissionNotGrantedError",
+    "RootUserNotExistError",
+    "RootRoleNotExistError",
+    "ClusterError",
+    "MemberNotFoundError",
+    "MemberExistsError",
+    "PeerURLExistsError",
+    "MemberBadURLsError",
+    "MemberNotLearnerError",
+    "LearnerNotReadyError",
+    "TooManyLearnersError",
+    "NotEnoughStartedMembersError",
+    "NotSupportedForLearnerError",
+    "Unavailable",
+    "NoLeaderError",
+    "NotLeaderError",
+    "LeaderChangedError",
+    "RequestTimedOutError",
+    "ServerStoppedError",
+    "UnhealthyClusterError",
+    "Timeout",
+    "CancelledError",
+    "CorruptError",
+    "InternalError",
+    "from_rpc_error",
+]
+
+
+class EtcdError(Exception):
+    """Root of every error etcdfast raises.
+
+    ``code`` is the gRPC status name (``"INVALID_ARGUMENT"``...) when the error
+    came from the wire, else ``None``; ``details`` is the server's message.
+    """
+
+    code: Optional[str] = None
+
+    def __init__(self, message: str = "", *, code: Optional[str] = None, details: str = ""):
+        super().__init__(message or details or self.__class__.__name__)
+        if code is not None:
+            self.code = code
+        self.details = details or message
+
+
+class ProtocolError(EtcdError):
+    """Bytes from the server are truncated or malformed protobuf."""
+
+
+class ClientClosedError(EtcdError, RuntimeError):
+    """The client was closed; create a new one."""
+
+
+# -- bad requests (never retried: the server rejected them before doing anything)
+
+
+class InvalidArgumentError(EtcdError, ValueError):
+    """The server (or the client, before sending) rejected an argument."""
+
+    code = "INVALID_ARGUMENT"
+
+
+class EmptyKeyError(InvalidArgumentError):
+    """A key is empty; etcd keys must have at least one byte."""
+
+
+class KeyNotFoundError(InvalidArgumentError):
+    """The key does not exist (used by calls that need an existing key)."""
+
+
+class ValueProvidedError(InvalidArgumentError):
+    """``ignore_value=True`` was combined with a non-empty value."""
+
+
+class LeaseProvidedError(InvalidArgumentError):
+    """``ignore_lease=True`` was combined with a lease."""
+
+
+class TooManyOpsError(InvalidArgumentError):
+    """A transaction branch has more ops than the server's ``--max-txn-ops`` (128)."""
+
+
+class DuplicateKeyError(InvalidArgumentError):
+    """A transaction writes the same key twice."""
+
+
+class InvalidSortOptionError(InvalidArgumentError):
+    """The sort order or target is not one etcd knows."""
+
+
+class RequestTooLargeError(InvalidArgumentError):
+    """The request exceeds the server's ``--max-request-bytes`` (1.5 MiB by default)
+    or the client's send limit."""
+
+
+class ResponseTooLargeError(EtcdError):
+    """A response exceeds the client's receive limit (``max_receive_message_length``)."""
+
+    code = "RESOURCE_EXHAUSTED"
+
+
+# -- revisions
+
+
+class RevisionError(EtcdError):
+    """A revision outside what the store holds."""
+
+    code = "OUT_OF_RANGE"
+
+
+class CompactedError(RevisionError):
+    """The requested revision has been compacted away.
+
+    ``compact_revision`` is the oldest revision still readable, when known.
+    """
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        code: Optional[str] = None,
+        details: str = "",
+        compact_revision: Optional[int] = None,
+    ):
+        super().__init__(message, code=code, details=details)
+        self.compact_revision = compact_revision
+
+    def __str__(self) -> str:
+        base = super().__str__()
+        if self.compact_revision is None:
+            return base
+        return f"{base} (compact revision {self.compact_revision})"
+
+
+class FutureRevisionError(RevisionError):
+    """The requested revision is newer than the store's current revision."""
+
+
+# -- not found / preconditions
+
+
+class NotFoundError(EtcdError, LookupError):
+    code = "NOT_FOUND"
+
+
+class FailedPreconditionError(EtcdError):
+    code = "FAILED_PRECONDITION"
+
+
+class LeaseError(EtcdError):
+    """Base for lease problems."""
+
+
+class LeaseNotFoundError(LeaseError, NotFoundError):
+    """The lease does not exist (never granted, expired or revoked)."""
+
+
+class LeaseExistsError(LeaseError, FailedPreconditionError):
+    """A lease with the requested ID already exists."""
+
+
+class LeaseTTLTooLargeError(LeaseError, InvalidArgumentError):
+    """The TTL is above etcd's maximum (9,000,000,000 s)."""
+
+    code = "OUT_OF_RANGE"
+
+
+class ResourceExhaustedError(EtcdError):
+    code = "RESOURCE_EXHAUSTED"
+
+
+class NoSpaceError(ResourceExhaustedError):
+    """The server's backend quota is exhausted (NOSPACE alarm); writes are refused."""
+
+
+class TooManyRequestsError(ResourceExhaustedError):
+    """The server is overloaded; the request was not executed and may be retried."""
+
+
+# -- auth
+
+
+class AuthError(EtcdError):
+    """Base for authentication and authorisation problems."""
+
+
+class AuthFailedError(AuthError, InvalidArgumentError):
+    """Wrong user name or password."""
+
+
+class PermissionDeniedError(AuthError, PermissionError):
+    """The user may not do this on this key."""
+
+    code = "PERMISSION_DENIED"
+
+
+class InvalidAuthTokenError(AuthError):
+    """The auth token is unknown or expired."""
+
+    code = "UNAUTHENTICATED"
+
+
+class AuthOldRevisionError(AuthError, InvalidArgumentError):
+    """The token predates a change of users or roles."""
+
+
+class AuthNotEnabledError(AuthError, FailedPreconditionError):
+    """Authentication is not enabled on the server."""
+
+
+class UserEmptyError(AuthError, InvalidArgumentError):
+    """No user name was given (or the token was lost)."""
+
+
+class UserNotFoundError(AuthError, FailedPreconditionError):
+    pass
+
+
+class UserAlreadyExistsError(AuthError, FailedPreconditionError):
+    pass
+
+
+class RoleNotFoundError(AuthError, FailedPreconditionError):
+    pass
+
+
+class RoleAlreadyExistsError(AuthError, FailedPreconditionError):
+    pass
+
+
+class RoleNotGrantedError(AuthError, FailedPreconditionError):
+    pass
+
+
+class PermissionNotGrantedError(AuthError, FailedPreconditionError):
+    pass
+
+
+class RootUserNotExistError(AuthError, FailedPreconditionError):
+    pass
+
+
+class RootRoleNotExistError(AuthError, FailedPreconditionError):
+    pass
+
+
+# -- cluster membership
+
+
+class ClusterError(EtcdError):
+    """Base for membership-change problems."""
+
+
+class MemberNotFoundError(ClusterError, NotFoundError):
+    pass
+
+
+class MemberExistsError(ClusterError, FailedPreconditionError):
+    pass
+
+
+class PeerURLExistsError(ClusterError, FailedPreconditionError):
+    pass
+
+
+class MemberBadURLsError(ClusterError, InvalidArgumentError):
+    pass
+
+
+class MemberNotLearnerError(ClusterError, FailedPreconditionError):
+    pass
+
+
+class LearnerNotReadyError(ClusterError, FailedPreconditionError):
+    pass
+
+
+class TooManyLearnersError(ClusterError, FailedPreconditionError):
+    pass
+
+
+class NotEnoughStartedMembersError(ClusterError, FailedPreconditionError):
+    pass
+
+
+class NotSupportedForLearnerError(ClusterError, FailedPreconditionError):
+    """The member is a learner; this call must go to a voting member."""
+
+
+# -- availability
+
+
+class Unavailable(EtcdError, ConnectionError):
+    """No usable server: connection refused, server down, no leader...
+
+    ``endpoint`` names the endpoint(s) tried.
+    """
+
+    code = "UNAVAILABLE"
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        code: Optional[str] = None,
+        details: str = "",
+        endpoint: Optional[str] = None,
+    ):
+        super().__init__(message, code=code, details=details)
+        self.endpoint = endpoint
+
+
+class NoLeaderError(Unavailable):
+    """The member has no leader (it is partitioned or the cluster lost quorum)."""
+
+
+class NotLeaderError(Unavailable):
+    """The call needs the leader and reached a follower."""
+
+    code = "FAILED_PRECONDITION"
+
+
+class LeaderChangedError(Unavailable):
+    """Leadership changed while the request was in flight; a write may or may not
+    have been applied."""
+
+
+class RequestTimedOutError(Unavailable):
+    """The server gave up waiting for consensus; a write may or may not have been
+    applied."""
+
+
+class ServerStoppedError(Unavailable):
+    pass
+
+
+class UnhealthyClusterError(Unavailable):
+    pass
+
+
+class Timeout(EtcdError, TimeoutError):
+    """The call did not finish within its deadline (``timeout=``)."""
+
+    code = "DEADLINE_EXCEEDED"
+
+
+class CancelledError(EtcdError):
+    code = "CANCELLED"
+
+
+class CorruptError(EtcdError):
+    """The cluster reported data corruption."""
+
+    code = "DATA_LOSS"
+
+
+class InternalError(EtcdError):
+    code = "INTERNAL"
+
+
+# Server messages (etcd's rpctypes, identical in 3.4 and 3.5) -> class.
+_BY_MESSAGE: Dict[str, Type[EtcdError]] = {
+    "etcdserver: key is not provided": EmptyKeyError,
+    "etcdserver: key not found": KeyNotFoundError,
+    "etcdserver: value is provided": ValueProvidedError,
+    "etcdserver: lease is provided": LeaseProvidedError,
+    "etcdserver: too many operations in txn request": TooManyOpsError,
+    "etcdserver: duplicate key given in txn request": DuplicateKeyError,
+    "etcdserver: invalid sort option": InvalidSortOptionError,
+    "etcdserver: request is too large": RequestTooLargeError,
+    "etcdserver: mvcc: required revision has been compacted": CompactedError,
+    "etcdserver: mvcc: required revision is a future revision": FutureRevisionError,
+    "etcdserver: mvcc: database space exceeded": NoSpaceError,
+    "etcdserver: too many requests": TooManyRequestsError,
+    "etcdserver: requested lease not found": LeaseNotFoundError,
+    "etcdserver: lease already exists": LeaseExistsError,
+    "etcdserver: too large lease TTL": LeaseTTLTooLargeError,
+    "etcdserver: authentication failed, invalid user ID or password": AuthFailedError,
+    "etcdserver: permission denied": PermissionDeniedError,
+    "etcdserver: invalid auth token": InvalidAuthTokenError,
+    "etcdserver: revision of auth store is old": AuthOldRevisionError,
+    "etcdserver: authentication is not enabled": AuthNotEnabledError,
+    "etcdserver: user name is empty": UserEmptyError,
+    "etcdserver: user name not found": UserNotFoundError,
+    "etcdserver: user name already exists": UserAlreadyExistsError,
+    "etcdserver: role name not found": RoleNotFoundError,
+    "etcdserver: role name already exists": RoleAlreadyExistsError,
+    "etcdserver: role is not granted to the user": RoleNotGrantedError,
+    "etcdserver: permission is not granted to the role": PermissionNotGrantedError,
+    "etcdserver: root user does not exist": RootUserNotExistError,
+    "etcdserver: root user does not have root role": RootRoleNotExistError,
+    "etcdserver: member not found": MemberNotFoundError,
+    "etcdserver: member ID already exist": MemberExistsError,
+    "etcdserver: Peer URLs already exists": PeerURLExistsError,
+    "etcdserver: given member URLs are invalid": MemberBadURLsError,
+    "etcdserver: can only promote a learner member": MemberNotLearnerError,
+    "etcdserver: can only promote a learner member which is in sync with leader": (
+        LearnerNotReadyError
+    ),
+    "etcdserver: too many learner members in cluster": TooManyLearnersError,
+    "etcdserver: re-configuration failed due to not enough started members": (
+        NotEnoughStartedMembersError
+    ),
+    "etcdserver: rpc not supported for learner": NotSupportedForLearnerError,
+    "etcdserver: no leader": NoLeaderError,
+    "etcdserver: not leader": NotLeaderError,
+    "etcdserver: leader changed": LeaderChangedError,
+    "etcdserver: request timed out": RequestTimedOutError,
+    "etcdserver: request timed out, possibly due to previous leader failure": (
+        RequestTimedOutError
+    ),
+    "etcdserver: request timed out, possibly due to connection lost": RequestTimedOutError,
+    "etcdserver: request timed out, waiting for the applied index took too long": (
+        RequestTimedOutError
+    ),
+    "etcdserver: server stopped": ServerStoppedError,
+    "etcdserver: unhealthy cluster": UnhealthyClusterError,
+    "etcdserver: corrupt cluster": CorruptError,
+}
+
+# Fallback by gRPC status name when the message is not one of etcd's.
+_BY_CODE: Dict[str, Type[EtcdError]] = {
+    "INVALID_ARGUMENT": InvalidArgumentError,
+    "OUT_OF_RANGE": RevisionError,
+    "NOT_FOUND": NotFoundError,
+    "FAILED_PRECONDITION": FailedPreconditionError,
+    "RESOURCE_EXHAUSTED": ResourceExhaustedError,
+    "PERMISSION_DENIED": PermissionDeniedError,
+    "UNAUTHENTICATED": InvalidAuthTokenError,
+    "UNAVAILABLE": Unavailable,
+    "DEADLINE_EXCEEDED": Timeout,
+    "CANCELLED": CancelledError,
+    "DATA_LOSS": CorruptError,
+    "INTERNAL": InternalError,
+}
+
+
+def classify(code_name: str, details: str) -> Tuple[Type[EtcdError], str]:
+    """Pick the exception class for a status code name and server message.
+
+    Returns the class and the message to show. Separated from
+    :func:`from_rpc_error` so that watch cancel reasons (a message without a
+    status) map through the same table.
+    """
+    cls = _BY_MESSAGE.get(details)
+    if cls is not None:
+        return cls, details
+    if code_name == "RESOURCE_EXHAUSTED":
+        lowered = details.lower()
+        # grpc-core marks limits it enforces locally with a "CLIENT: " prefix
+        # (grpcio >= 1.6x); the meaning is the same as without it.
+        lowered = lowered.removeprefix("client: ")
+        # grpc's own size limits: "Sent message larger than max" is ours (the
+        # client refused to send); "Received message larger than max" from the
+        # client is a response over our receive limit; the server's own
+        # "grpc: received message larger than max" is our request over its limit.
+        if lowered.startswith(("grpc: received message larger than max", "sent message larger than max")):
+            return RequestTooLargeError, details
+        if lowered.startswith("received message larger than max"):
+            return ResponseTooLargeError, (
+                f"{details} -- raise the client's max_receive_message_length "
+                "or read the range in pages"
+            )
+    if details.startswith("etcdserver: request timed out"):
+        return RequestTimedOutError, details
+    return _BY_CODE.get(code_name, EtcdError), details
+
+
+def from_rpc_error(exc: "grpc.RpcError", endpoints: Sequence[str] = ()) -> EtcdError:
+    """Turn a ``grpc.RpcError`` into the matching :class:`EtcdError` subclass."""
+    code = exc.code() if hasattr(exc, "code") else None
+    code_name = code.name if code is not None else "UNKNOWN"
+    details = (exc.details() if hasattr(exc, "details") else None) or str(code_name)
+    cls, message = classify(code_name, details)
+    where = ", ".join(endpoints)
+    if issubclass(cls, Unavailable):
+        if cls is Unavailable and where:
+            message = f"etcd endpoint(s) {where} unavailable: {details}"
+        return cls(message, code=code_name, details=details, endpoint=where or None)
+    if cls is Timeout and where:
+        message = f"deadline exceeded talking to {where}: {details}"
+    return cls(message, code=code_name, details=details)

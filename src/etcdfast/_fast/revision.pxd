@@ -1,0 +1,6 @@
+from libc.stdint cimport int64_t
+
+
+cdef class RevisionTracker:
+    cdef int64_t _last
+    cpdef void observe(self, int64_t revision)

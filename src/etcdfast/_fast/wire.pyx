@@ -1,0 +1,720 @@
+"""KV wire codec (Cython twin of ``_pure/wire.py``).
+
+Requests are sized first, then written straight into one bytes object: no
+intermediate buffers or message objects. Responses are parsed from the bytes
+gRPC hands us into C structs (``Header``, ``KV``) and turned into our result
+tuples once each message ends, so a 100k-key range allocates exactly the
+Python objects it returns. Malformed input follows upb's rules (see
+buffer.pxd) and raises ProtocolError, as the pure twin does.
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.long cimport PyLong_FromLongLong, PyLong_FromUnsignedLongLong
+from cpython.number cimport PyNumber_Index
+from cpython.ref cimport Py_INCREF
+from cpython.tuple cimport PyTuple_SET_ITEM
+from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
+from libc.string cimport memcpy, memset
+
+from .buffer cimport (
+    MAX_DEPTH, WT_LEN, as_int32, as_int64, WT_VARINT, cptr, int_field_size, len_field_size, read_len, read_tag,
+    read_varint, skip_field, varint_size, write_flag, write_int_field, write_len_field,
+    write_varint,
+)
+from .revision cimport RevisionTracker
+
+from ..errors import ProtocolError
+from ..types import (
+    CompactResult, DeleteResult, GetResult, KeyValue, PutResult, ResponseHeader, TxnResult,
+)
+
+cdef extern from "records.h":
+    object etcdfast_new_record(object record_type, Py_ssize_t n)
+
+__all__ = [
+    "encode_range", "encode_put", "encode_delete", "encode_compaction", "encode_compare",
+    "encode_txn", "encode_put_txn",
+    "decode_range", "decode_put", "decode_delete", "decode_txn", "decode_compaction",
+]
+
+# RequestOp oneof field numbers double as op kinds everywhere in the codec.
+OP_RANGE, OP_PUT, OP_DELETE, OP_TXN = 1, 2, 3, 4
+cdef enum:
+    KIND_RANGE = 1
+    KIND_PUT = 2
+    KIND_DELETE = 3
+    KIND_TXN = 4
+    COMPARE_VALUE = 3
+
+cdef inline const char* _data(bytes b) noexcept:
+    return PyBytes_AS_STRING(b)
+
+
+cdef inline Py_ssize_t _opt_len_size(bytes b) noexcept:
+    # optional bytes field with a one-byte tag; empty is the default, not written
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(b)
+    return len_field_size(1, n) if n else 0
+
+
+cdef inline unsigned char* _write_opt_len(unsigned char* p, unsigned char tag, bytes b) noexcept:
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(b)
+    return write_len_field(p, tag, PyBytes_AS_STRING(b), n) if n else p
+
+
+cdef inline bytes _new_bytes(Py_ssize_t size, unsigned char** out):
+    cdef bytes result = PyBytes_FromStringAndSize(NULL, size)
+    out[0] = <unsigned char*>PyBytes_AS_STRING(result)
+    return result
+
+
+cdef inline void _check_size(unsigned char* p, unsigned char* start, Py_ssize_t size) except *:
+    # The size pass and the write pass must agree; a mismatch is a codec bug,
+    # and raising beats handing gRPC a corrupt request.
+    if p - start != size:
+        raise AssertionError(f"etcdfast codec size mismatch: wrote {p - start} of {size}")
+
+
+# -- requests -----------------------------------------------------------------
+
+
+def encode_range(
+    bytes key not None,
+    bytes range_end not None,
+    limit,
+    revision,
+    sort_order,
+    sort_target,
+    bint serializable,
+    bint keys_only,
+    bint count_only,
+    min_mod_revision,
+    max_mod_revision,
+    min_create_revision,
+    max_create_revision,
+):
+    """Encode an ``etcdserverpb.RangeRequest``."""
+    cdef int64_t c_limit = as_int64(limit)
+    cdef int64_t c_revision = as_int64(revision)
+    cdef int32_t c_sort_order = as_int32(sort_order)
+    cdef int32_t c_sort_target = as_int32(sort_target)
+    cdef int64_t c_min_mod_revision = as_int64(min_mod_revision)
+    cdef int64_t c_max_mod_revision = as_int64(max_mod_revision)
+    cdef int64_t c_min_create_revision = as_int64(min_create_revision)
+    cdef int64_t c_max_create_revision = as_int64(max_create_revision)
+    cdef Py_ssize_t size = (
+        _opt_len_size(key) + _opt_len_size(range_end)
+        + int_field_size(c_limit) + int_field_size(c_revision)
+        + int_field_size(c_sort_order) + int_field_size(c_sort_target)
+        + 2 * (serializable + keys_only + count_only)
+        + int_field_size(c_min_mod_revision) + int_field_size(c_max_mod_revision)
+        + int_field_size(c_min_create_revision) + int_field_size(c_max_create_revision)
+    )
+    cdef unsigned char* start
+    cdef bytes out = _new_bytes(size, &start)
+    cdef unsigned char* p = _write_opt_len(start, 0x0A, key)
+    p = _write_opt_len(p, 0x12, range_end)
+    p = write_int_field(p, 0x18, c_limit)
+    p = write_int_field(p, 0x20, c_revision)
+    p = write_int_field(p, 0x28, c_sort_order)
+    p = write_int_field(p, 0x30, c_sort_target)
+    p = write_flag(p, 0x38, serializable)
+    p = write_flag(p, 0x40, keys_only)
+    p = write_flag(p, 0x48, count_only)
+    p = write_int_field(p, 0x50, c_min_mod_revision)
+    p = write_int_field(p, 0x58, c_max_mod_revision)
+    p = write_int_field(p, 0x60, c_min_create_revision)
+    p = write_int_field(p, 0x68, c_max_create_revision)
+    _check_size(p, start, size)
+    return out
+
+
+cdef inline Py_ssize_t _put_size(bytes key, bytes value, int64_t lease, bint prev_kv,
+                                 bint ignore_value, bint ignore_lease) noexcept:
+    return (_opt_len_size(key) + _opt_len_size(value) + int_field_size(lease)
+            + 2 * (prev_kv + ignore_value + ignore_lease))
+
+
+cdef inline unsigned char* _write_put(unsigned char* p, bytes key, bytes value, int64_t lease,
+                                      bint prev_kv, bint ignore_value, bint ignore_lease) noexcept:
+    p = _write_opt_len(p, 0x0A, key)
+    p = _write_opt_len(p, 0x12, value)
+    p = write_int_field(p, 0x18, lease)
+    p = write_flag(p, 0x20, prev_kv)
+    p = write_flag(p, 0x28, ignore_value)
+    return write_flag(p, 0x30, ignore_lease)
+
+
+def encode_put(bytes key not None, bytes value not None, lease, bint prev_kv,
+               bint ignore_value, bint ignore_lease):
+    """Encode an ``etcdserverpb.PutRequest``."""
+    cdef int64_t c_lease = as_int64(lease)
+    cdef Py_ssize_t size = _put_size(key, value, c_lease, prev_kv, ignore_value, ignore_lease)
+    cdef unsigned char* start
+    cdef bytes out = _new_bytes(size, &start)
+    cdef unsigned char* p = _write_put(start, key, value, c_lease, prev_kv, ignore_value, ignore_lease)
+    _check_size(p, start, size)
+    return out
+
+
+def encode_delete(bytes key not None, bytes range_end not None, bint prev_kv):
+    """Encode an ``etcdserverpb.DeleteRangeRequest``."""
+    cdef Py_ssize_t size = _opt_len_size(key) + _opt_len_size(range_end) + 2 * prev_kv
+    cdef unsigned char* start
+    cdef bytes out = _new_bytes(size, &start)
+    cdef unsigned char* p = _write_opt_len(start, 0x0A, key)
+    p = _write_opt_len(p, 0x12, range_end)
+    p = write_flag(p, 0x18, prev_kv)
+    _check_size(p, start, size)
+    return out
+
+
+def encode_compaction(revision, bint physical):
+    """Encode an ``etcdserverpb.CompactionRequest``."""
+    cdef int64_t c_revision = as_int64(revision)
+    cdef Py_ssize_t size = int_field_size(c_revision) + 2 * physical
+    cdef unsigned char* start
+    cdef bytes out = _new_bytes(size, &start)
+    cdef unsigned char* p = write_int_field(start, 0x08, c_revision)
+    p = write_flag(p, 0x10, physical)
+    _check_size(p, start, size)
+    return out
+
+
+def encode_compare(bytes key not None, bytes range_end not None, target, result,
+                   operand):
+    """Encode an ``etcdserverpb.Compare`` (see the pure twin for the contract)."""
+    cdef int32_t c_target = as_int32(target)
+    cdef int32_t c_result = as_int32(result)
+    if not 0 <= c_target <= 4:
+        raise ValueError(f"unknown compare c_target {c_target}")
+    cdef bytes value = None
+    cdef int64_t number = 0
+    cdef Py_ssize_t member_size
+    if c_target == COMPARE_VALUE:
+        if type(operand) is not bytes:
+            raise TypeError(f"expected bytes, got {type(operand).__name__}")
+        value = <bytes>operand
+        member_size = len_field_size(1, PyBytes_GET_SIZE(value))
+    else:
+        number = as_int64(operand)
+        member_size = 1 + varint_size(<uint64_t>number)
+    cdef Py_ssize_t end_size = len_field_size(2, PyBytes_GET_SIZE(range_end)) if range_end else 0
+    cdef Py_ssize_t size = (int_field_size(c_result) + int_field_size(c_target)
+                            + _opt_len_size(key) + member_size + end_size)
+    cdef unsigned char* start
+    cdef bytes out = _new_bytes(size, &start)
+    cdef unsigned char* p = write_int_field(start, 0x08, c_result)
+    p = write_int_field(p, 0x10, c_target)
+    p = _write_opt_len(p, 0x1A, key)
+    if c_target == COMPARE_VALUE:
+        p = write_len_field(p, 0x3A, _data(value), PyBytes_GET_SIZE(value))
+    else:
+        p[0] = <unsigned char>((c_target + 4) << 3)  # version=4 create=5 mod=6 lease=8, varint
+        p = write_varint(p + 1, <uint64_t>number)
+    if end_size:
+        p[0] = 0x82  # field 64 (range_end), wire type 2: a two-byte tag
+        p[1] = 0x04
+        p = write_varint(p + 2, <uint64_t>PyBytes_GET_SIZE(range_end))
+        memcpy(p, _data(range_end), PyBytes_GET_SIZE(range_end))
+        p += PyBytes_GET_SIZE(range_end)
+    _check_size(p, start, size)
+    return out
+
+
+cdef inline tuple _op_parts(object op):
+    kind, payload = op
+    kind = PyNumber_Index(kind)  # TypeError for non-integers, as the pure twin's index()
+    if not KIND_RANGE <= kind <= KIND_TXN:
+        raise ValueError(f"unknown op kind {kind}")
+    if type(payload) is not bytes:
+        raise TypeError(f"expected bytes, got {type(payload).__name__}")
+    return (kind, payload)
+
+
+cdef Py_ssize_t _ops_size(list ops) except -1:
+    cdef Py_ssize_t total = 0, inner
+    cdef tuple op
+    for op in ops:
+        inner = len_field_size(1, PyBytes_GET_SIZE(<bytes>op[1]))
+        total += len_field_size(1, inner)
+    return total
+
+
+cdef unsigned char* _write_ops(unsigned char* p, unsigned char branch_tag, list ops) noexcept:
+    cdef tuple op
+    cdef bytes payload
+    cdef int kind
+    cdef Py_ssize_t n
+    for op in ops:
+        kind = op[0]
+        payload = <bytes>op[1]
+        n = PyBytes_GET_SIZE(payload)
+        p[0] = branch_tag
+        p = write_varint(p + 1, <uint64_t>len_field_size(1, n))
+        p = write_len_field(p, <unsigned char>(kind << 3 | WT_LEN), PyBytes_AS_STRING(payload), n)
+    return p
+
+
+def encode_txn(compare, success, failure):
+    """Encode an ``etcdserverpb.TxnRequest`` from pre-encoded parts.
+
+    ``compare`` holds :func:`encode_compare` outputs; each op is
+    ``(kind, request_bytes)`` with kind 1 range, 2 put, 3 delete, 4 txn.
+    """
+    cdef list compares = []
+    cdef Py_ssize_t size = 0
+    for c in compare:
+        if type(c) is not bytes:
+            raise TypeError(f"expected bytes, got {type(c).__name__}")
+        compares.append(c)
+        size += len_field_size(1, PyBytes_GET_SIZE(<bytes>c))
+    cdef list ok = [_op_parts(op) for op in success]
+    cdef list ko = [_op_parts(op) for op in failure]
+    size += _ops_size(ok) + _ops_size(ko)
+    cdef unsigned char* start
+    cdef bytes out = _new_bytes(size, &start)
+    cdef unsigned char* p = start
+    cdef bytes c_bytes
+    for c_bytes in compares:
+        p = write_len_field(p, 0x0A, PyBytes_AS_STRING(c_bytes), PyBytes_GET_SIZE(c_bytes))
+    p = _write_ops(p, 0x12, ok)
+    p = _write_ops(p, 0x1A, ko)
+    _check_size(p, start, size)
+    return out
+
+
+def encode_put_txn(items, lease):
+    """A compare-less TxnRequest putting every ``(key, value)`` pair: a bulk-load batch."""
+    cdef int64_t c_lease = as_int64(lease)
+    cdef list pairs = []
+    cdef Py_ssize_t size = 0, put
+    cdef object key, value
+    for item in items:
+        key, value = item
+        if type(key) is not bytes or type(value) is not bytes:
+            bad = key if type(key) is not bytes else value
+            raise TypeError(f"expected bytes, got {type(bad).__name__}")
+        pairs.append((key, value))
+        put = _put_size(key, value, c_lease, False, False, False)
+        size += len_field_size(1, len_field_size(1, put))
+    cdef unsigned char* start
+    cdef bytes out = _new_bytes(size, &start)
+    cdef unsigned char* p = start
+    cdef tuple pair
+    for pair in pairs:
+        key = pair[0]
+        value = pair[1]
+        put = _put_size(key, value, c_lease, False, False, False)
+        p[0] = 0x12  # TxnRequest.success
+        p = write_varint(p + 1, <uint64_t>len_field_size(1, put))
+        p[0] = 0x12  # RequestOp.request_put
+        p = write_varint(p + 1, <uint64_t>put)
+        p = _write_put(p, key, value, c_lease, False, False, False)
+    _check_size(p, start, size)
+    return out
+
+
+# -- responses ----------------------------------------------------------------
+
+cdef struct Header:
+    uint64_t cluster_id
+    uint64_t member_id
+    int64_t revision
+    uint64_t raft_term
+
+
+cdef struct KV:
+    cptr key
+    Py_ssize_t key_len
+    int64_t create_revision
+    int64_t mod_revision
+    int64_t version
+    cptr value
+    Py_ssize_t value_len
+    int64_t c_lease
+
+
+cdef inline cptr _enter(cptr p, cptr end, cptr* sub_end, int depth) noexcept nogil:
+    """Open a length-delimited submessage at nesting level ``depth``."""
+    if depth > MAX_DEPTH:
+        return NULL
+    return read_len(p, end, sub_end)
+
+
+# Header and KeyValue hold only scalars and bytes, so they parse in plain C. A
+# repeated occurrence of a singular submessage merges into the same struct,
+# field by field, exactly as protobuf merges it.
+
+cdef cptr _parse_header(cptr p, cptr end, Header* h, int depth) noexcept nogil:
+    cdef uint32_t field, wt
+    cdef uint64_t v
+    while p < end:
+        p = read_tag(p, end, &field, &wt)
+        if p == NULL:
+            return NULL
+        if wt == WT_VARINT and field <= 4:
+            p = read_varint(p, end, &v)
+            if p == NULL:
+                return NULL
+            if field == 1:
+                h.cluster_id = v
+            elif field == 2:
+                h.member_id = v
+            elif field == 3:
+                h.revision = <int64_t>v
+            else:
+                h.raft_term = v
+        else:
+            p = skip_field(p, end, field, wt, depth)
+            if p == NULL:
+                return NULL
+    return p
+
+
+cdef cptr _parse_kv(cptr p, cptr end, KV* kv, int depth) noexcept nogil:
+    cdef uint32_t field, wt
+    cdef uint64_t v
+    cdef cptr sub_end
+    while p < end:
+        p = read_tag(p, end, &field, &wt)
+        if p == NULL:
+            return NULL
+        if wt == WT_VARINT and 2 <= field <= 6 and field != 5:
+            p = read_varint(p, end, &v)
+            if p == NULL:
+                return NULL
+            if field == 2:
+                kv.create_revision = <int64_t>v
+            elif field == 3:
+                kv.mod_revision = <int64_t>v
+            elif field == 4:
+                kv.version = <int64_t>v
+            else:
+                kv.c_lease = <int64_t>v
+        elif wt == WT_LEN and (field == 1 or field == 5):
+            p = read_len(p, end, &sub_end)
+            if p == NULL:
+                return NULL
+            if field == 1:
+                kv.key = p
+                kv.key_len = sub_end - p
+            else:
+                kv.value = p
+                kv.value_len = sub_end - p
+            p = sub_end
+        else:
+            p = skip_field(p, end, field, wt, depth)
+            if p == NULL:
+                return NULL
+    return p
+
+
+cdef inline void _set(object record, Py_ssize_t i, object value) noexcept:
+    Py_INCREF(value)  # PyTuple_SET_ITEM steals a reference
+    PyTuple_SET_ITEM(record, i, value)
+
+
+cdef object _header_record(Header* h):
+    cdef object rec = etcdfast_new_record(ResponseHeader, 4)
+    _set(rec, 0, PyLong_FromUnsignedLongLong(h.cluster_id))
+    _set(rec, 1, PyLong_FromUnsignedLongLong(h.member_id))
+    _set(rec, 2, PyLong_FromLongLong(h.revision))
+    _set(rec, 3, PyLong_FromUnsignedLongLong(h.raft_term))
+    return rec
+
+
+cdef object _kv_record(KV* kv):
+    cdef object rec = etcdfast_new_record(KeyValue, 6)
+    _set(rec, 0, PyBytes_FromStringAndSize(<const char*>kv.key, kv.key_len))
+    _set(rec, 1, PyLong_FromLongLong(kv.create_revision))
+    _set(rec, 2, PyLong_FromLongLong(kv.mod_revision))
+    _set(rec, 3, PyLong_FromLongLong(kv.version))
+    _set(rec, 4, PyBytes_FromStringAndSize(<const char*>kv.value, kv.value_len))
+    _set(rec, 5, PyLong_FromLongLong(kv.c_lease))
+    return rec
+
+
+cdef inline object _malformed(str name):
+    raise ProtocolError(f"malformed {name}: truncated or invalid protobuf")
+
+
+# Messages holding Python objects (lists of records) parse into small state
+# objects that stay mutable until the enclosing message ends, so that merging
+# a repeated singular submessage keeps protobuf's semantics.
+
+cdef class _Message:
+    cdef Header header
+
+    cdef cptr parse(self, cptr p, cptr end, int depth) except NULL:
+        raise NotImplementedError
+
+    cdef object finish(self):
+        raise NotImplementedError
+
+    cdef cptr parse_header(self, cptr p, cptr end, int depth) except NULL:
+        cdef cptr sub_end
+        p = _enter(p, end, &sub_end, depth + 1)
+        if p == NULL or _parse_header(p, sub_end, &self.header, depth + 1) == NULL:
+            _malformed("ResponseHeader")
+        return sub_end
+
+
+cdef class _Range(_Message):
+    cdef list kvs
+    cdef bint more
+    cdef int64_t count
+
+    def __cinit__(self):
+        self.kvs = []
+
+    cdef cptr parse(self, cptr p, cptr end, int depth) except NULL:
+        cdef uint32_t field, wt
+        cdef uint64_t v
+        cdef cptr sub_end
+        cdef KV kv
+        while p < end:
+            p = read_tag(p, end, &field, &wt)
+            if p == NULL:
+                _malformed("RangeResponse")
+            if wt == WT_LEN and field == 2:
+                p = _enter(p, end, &sub_end, depth + 1)
+                memset(&kv, 0, sizeof(KV))
+                if p == NULL or _parse_kv(p, sub_end, &kv, depth + 1) == NULL:
+                    _malformed("KeyValue")
+                self.kvs.append(_kv_record(&kv))
+                p = sub_end
+            elif wt == WT_LEN and field == 1:
+                p = self.parse_header(p, end, depth)
+            elif wt == WT_VARINT and (field == 3 or field == 4):
+                p = read_varint(p, end, &v)
+                if p == NULL:
+                    _malformed("RangeResponse")
+                if field == 3:
+                    self.more = v != 0
+                else:
+                    self.count = <int64_t>v
+            else:
+                p = skip_field(p, end, field, wt, depth)
+                if p == NULL:
+                    _malformed("RangeResponse")
+        return p
+
+    cdef object finish(self):
+        cdef object rec = etcdfast_new_record(GetResult, 4)
+        _set(rec, 0, _header_record(&self.header))
+        _set(rec, 1, self.kvs)
+        _set(rec, 2, bool(self.more))
+        _set(rec, 3, PyLong_FromLongLong(self.count))
+        return rec
+
+
+cdef class _Put(_Message):
+    cdef KV prev_kv
+    cdef bint has_prev_kv
+
+    cdef cptr parse(self, cptr p, cptr end, int depth) except NULL:
+        cdef uint32_t field, wt
+        cdef cptr sub_end
+        while p < end:
+            p = read_tag(p, end, &field, &wt)
+            if p == NULL:
+                _malformed("PutResponse")
+            if wt == WT_LEN and field == 1:
+                p = self.parse_header(p, end, depth)
+            elif wt == WT_LEN and field == 2:
+                p = _enter(p, end, &sub_end, depth + 1)
+                if p == NULL or _parse_kv(p, sub_end, &self.prev_kv, depth + 1) == NULL:
+                    _malformed("KeyValue")
+                self.has_prev_kv = True
+                p = sub_end
+            else:
+                p = skip_field(p, end, field, wt, depth)
+                if p == NULL:
+                    _malformed("PutResponse")
+        return p
+
+    cdef object finish(self):
+        cdef object rec = etcdfast_new_record(PutResult, 2)
+        _set(rec, 0, _header_record(&self.header))
+        _set(rec, 1, _kv_record(&self.prev_kv) if self.has_prev_kv else None)
+        return rec
+
+
+cdef class _Delete(_Message):
+    cdef int64_t deleted
+    cdef list prev_kvs
+
+    def __cinit__(self):
+        self.prev_kvs = []
+
+    cdef cptr parse(self, cptr p, cptr end, int depth) except NULL:
+        cdef uint32_t field, wt
+        cdef uint64_t v
+        cdef cptr sub_end
+        cdef KV kv
+        while p < end:
+            p = read_tag(p, end, &field, &wt)
+            if p == NULL:
+                _malformed("DeleteRangeResponse")
+            if wt == WT_LEN and field == 3:
+                p = _enter(p, end, &sub_end, depth + 1)
+                memset(&kv, 0, sizeof(KV))
+                if p == NULL or _parse_kv(p, sub_end, &kv, depth + 1) == NULL:
+                    _malformed("KeyValue")
+                self.prev_kvs.append(_kv_record(&kv))
+                p = sub_end
+            elif wt == WT_LEN and field == 1:
+                p = self.parse_header(p, end, depth)
+            elif wt == WT_VARINT and field == 2:
+                p = read_varint(p, end, &v)
+                if p == NULL:
+                    _malformed("DeleteRangeResponse")
+                self.deleted = <int64_t>v
+            else:
+                p = skip_field(p, end, field, wt, depth)
+                if p == NULL:
+                    _malformed("DeleteRangeResponse")
+        return p
+
+    cdef object finish(self):
+        cdef object rec = etcdfast_new_record(DeleteResult, 3)
+        _set(rec, 0, _header_record(&self.header))
+        _set(rec, 1, PyLong_FromLongLong(self.deleted))
+        _set(rec, 2, self.prev_kvs)
+        return rec
+
+
+cdef class _Compaction(_Message):
+    cdef cptr parse(self, cptr p, cptr end, int depth) except NULL:
+        cdef uint32_t field, wt
+        while p < end:
+            p = read_tag(p, end, &field, &wt)
+            if p == NULL:
+                _malformed("CompactionResponse")
+            if wt == WT_LEN and field == 1:
+                p = self.parse_header(p, end, depth)
+            else:
+                p = skip_field(p, end, field, wt, depth)
+                if p == NULL:
+                    _malformed("CompactionResponse")
+        return p
+
+    cdef object finish(self):
+        cdef object rec = etcdfast_new_record(CompactResult, 1)
+        _set(rec, 0, _header_record(&self.header))
+        return rec
+
+
+cdef _Message _new_op_message(uint32_t kind):
+    if kind == KIND_RANGE:
+        return _Range()
+    if kind == KIND_PUT:
+        return _Put()
+    if kind == KIND_DELETE:
+        return _Delete()
+    return _Txn()
+
+
+cdef object _parse_response_op(cptr p, cptr end, int depth):
+    """One ResponseOp (a oneof of the four results) at nesting level ``depth``."""
+    cdef uint32_t field, wt, kind = 0
+    cdef cptr sub_end
+    cdef _Message member = None
+    while p < end:
+        p = read_tag(p, end, &field, &wt)
+        if p == NULL:
+            _malformed("ResponseOp")
+        if wt == WT_LEN and KIND_RANGE <= field <= KIND_TXN:
+            p = _enter(p, end, &sub_end, depth + 1)
+            if p == NULL:
+                _malformed("ResponseOp")
+            if field != kind:  # setting another oneof member discards the current one
+                member = _new_op_message(field)
+                kind = field
+            member.parse(p, sub_end, depth + 1)
+            p = sub_end
+        else:
+            p = skip_field(p, end, field, wt, depth)
+            if p == NULL:
+                _malformed("ResponseOp")
+    return None if member is None else member.finish()
+
+
+cdef class _Txn(_Message):
+    cdef bint succeeded
+    cdef list responses
+
+    def __cinit__(self):
+        self.responses = []
+
+    cdef cptr parse(self, cptr p, cptr end, int depth) except NULL:
+        cdef uint32_t field, wt
+        cdef uint64_t v
+        cdef cptr sub_end
+        while p < end:
+            p = read_tag(p, end, &field, &wt)
+            if p == NULL:
+                _malformed("TxnResponse")
+            if wt == WT_LEN and field == 3:
+                p = _enter(p, end, &sub_end, depth + 1)
+                if p == NULL:
+                    _malformed("TxnResponse")
+                self.responses.append(_parse_response_op(p, sub_end, depth + 1))
+                p = sub_end
+            elif wt == WT_LEN and field == 1:
+                p = self.parse_header(p, end, depth)
+            elif wt == WT_VARINT and field == 2:
+                p = read_varint(p, end, &v)
+                if p == NULL:
+                    _malformed("TxnResponse")
+                self.succeeded = v != 0
+            else:
+                p = skip_field(p, end, field, wt, depth)
+                if p == NULL:
+                    _malformed("TxnResponse")
+        return p
+
+    cdef object finish(self):
+        cdef object rec = etcdfast_new_record(TxnResult, 3)
+        _set(rec, 0, _header_record(&self.header))
+        _set(rec, 1, bool(self.succeeded))
+        _set(rec, 2, self.responses)
+        return rec
+
+
+cdef inline object _decode(_Message message, bytes data, object tracker):
+    if data is None:
+        raise TypeError("expected bytes, got NoneType")
+    cdef cptr p = <cptr>PyBytes_AS_STRING(data)
+    message.parse(p, p + PyBytes_GET_SIZE(data), 0)
+    if tracker is not None:
+        if type(tracker) is RevisionTracker:
+            (<RevisionTracker>tracker).observe(message.header.revision)
+        else:
+            tracker.observe(message.header.revision)
+    return message.finish()
+
+
+def decode_range(bytes data, tracker=None):
+    """Decode an ``etcdserverpb.RangeResponse``; feed its revision to ``tracker``."""
+    return _decode(_Range(), data, tracker)
+
+
+def decode_put(bytes data, tracker=None):
+    """Decode an ``etcdserverpb.PutResponse``; feed its revision to ``tracker``."""
+    return _decode(_Put(), data, tracker)
+
+
+def decode_delete(bytes data, tracker=None):
+    """Decode an ``etcdserverpb.DeleteRangeResponse``; feed its revision to ``tracker``."""
+    return _decode(_Delete(), data, tracker)
+
+
+def decode_txn(bytes data, tracker=None):
+    """Decode an ``etcdserverpb.TxnResponse``; feed its revision to ``tracker``."""
+    return _decode(_Txn(), data, tracker)
+
+
+def decode_compaction(bytes data, tracker=None):
+    """Decode an ``etcdserverpb.CompactionResponse``; feed its revision to ``tracker``."""
+    return _decode(_Compaction(), data, tracker)

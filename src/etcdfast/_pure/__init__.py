@@ -1,0 +1,1 @@
+"""Pure-Python twin of ``etcdfast._fast``: the reference behaviour, always importable."""

@@ -1,0 +1,86 @@
+"""etcdfast: a fast, complete etcd v3 client, sync and asyncio.
+
+::
+
+    import etcdfast
+
+    with etcdfast.Client("127.0.0.1:2379") as client:
+        client.put("/greeting", "hello")
+        print(client.get("/greeting").kvs[0].value)   # b'hello'
+
+``etcdfast.IMPLEMENTATION`` says which codec twin is active: ``"fast"`` (the
+compiled Cython extension) or ``"pure"`` (pure Python; forced with
+``ETCDFAST_PURE=1``). Both behave identically.
+"""
+
+from ._codec import IMPLEMENTATION
+from .aio import AsyncClient
+from .client import Client
+from .errors import (
+    AuthError,
+    ClientClosedError,
+    CompactedError,
+    DuplicateKeyError,
+    EmptyKeyError,
+    EtcdError,
+    FutureRevisionError,
+    InvalidArgumentError,
+    LeaseNotFoundError,
+    NoLeaderError,
+    PermissionDeniedError,
+    ProtocolError,
+    RequestTooLargeError,
+    ResponseTooLargeError,
+    Timeout,
+    TooManyOpsError,
+    Unavailable,
+)
+from .txn import Compare, Comparison, Op
+from .types import (
+    CompactResult,
+    DeleteResult,
+    GetResult,
+    KeyValue,
+    PutResult,
+    ResponseHeader,
+    SortOrder,
+    SortTarget,
+    TxnResult,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "IMPLEMENTATION",
+    "Client",
+    "AsyncClient",
+    "Compare",
+    "Comparison",
+    "Op",
+    "KeyValue",
+    "ResponseHeader",
+    "GetResult",
+    "PutResult",
+    "DeleteResult",
+    "TxnResult",
+    "CompactResult",
+    "SortOrder",
+    "SortTarget",
+    "EtcdError",
+    "ProtocolError",
+    "ClientClosedError",
+    "InvalidArgumentError",
+    "EmptyKeyError",
+    "TooManyOpsError",
+    "DuplicateKeyError",
+    "RequestTooLargeError",
+    "ResponseTooLargeError",
+    "CompactedError",
+    "FutureRevisionError",
+    "LeaseNotFoundError",
+    "PermissionDeniedError",
+    "AuthError",
+    "NoLeaderError",
+    "Unavailable",
+    "Timeout",
+]

@@ -1,0 +1,268 @@
+"""etcd's KV service: get, put, delete, compact and txn, as Request builders.
+
+Each function validates its arguments, encodes the request with the codec
+twin and returns a :class:`~etcdfast._request.Request`; nothing here does IO.
+``Client``/``AsyncClient`` expose the same functions as methods, and
+:class:`etcdfast.Op` reuses them as transaction ops, so every option is
+defined once. Go's functional options (``clientv3.WithPrefix()``...) are
+keyword arguments.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterable, Optional, Sequence, Tuple, Union
+
+if TYPE_CHECKING:
+    from .txn import Comparison
+
+from typing import Protocol
+
+from . import _codec
+from ._request import Request, check_timeout
+from .errors import (
+    InvalidArgumentError,
+    InvalidSortOptionError,
+    LeaseProvidedError,
+    ValueProvidedError,
+)
+from .types import (
+    CompactResult,
+    DeleteResult,
+    GetResult,
+    PutResult,
+    SortOrder,
+    SortTarget,
+    TxnResult,
+)
+
+__all__ = ["get", "get_value", "put", "delete", "compact", "txn", "KeyLike", "LeaseLike"]
+
+KeyLike = Union[str, bytes]
+LeaseLike = Union[int, "HasLeaseId"]
+
+RANGE = "/etcdserverpb.KV/Range"
+PUT = "/etcdserverpb.KV/Put"
+DELETE_RANGE = "/etcdserverpb.KV/DeleteRange"
+TXN = "/etcdserverpb.KV/Txn"
+COMPACT = "/etcdserverpb.KV/Compact"
+
+OP_RANGE, OP_PUT, OP_DELETE, OP_TXN = 1, 2, 3, 4
+
+
+class HasLeaseId(Protocol):
+    """Anything with an integer ``id`` (e.g. a Lease handle)."""
+
+    @property
+    def id(self) -> int: ...
+
+
+def lease_id(lease: object) -> int:
+    """Accept a lease ID or any object with an ``id`` (a Lease handle)."""
+    value = getattr(lease, "id", lease)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"lease must be an int ID or a Lease, not {type(lease).__name__}")
+    if value < 0:
+        raise InvalidArgumentError(f"lease ID must be >= 0, got {value}")
+    return value
+
+
+def _non_negative(name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if value < 0:
+        raise InvalidArgumentError(f"{name} must be >= 0, got {value}")
+    return value
+
+
+def _enum(kind: type, value: object, default: int) -> int:
+    if value is None:
+        return default
+    try:
+        if isinstance(value, str):
+            return int(kind[value.upper()])  # type: ignore[index]
+        return int(kind(value))
+    except (KeyError, ValueError):
+        names = ", ".join(m.name.lower() for m in kind)  # type: ignore[attr-defined]
+        raise InvalidSortOptionError(f"{kind.__name__} must be one of {names}; got {value!r}") from None
+
+
+def _sort(
+    sort_order: Union[SortOrder, str, None], sort_target: Union[SortTarget, str, None]
+) -> Tuple[int, int]:
+    # Naming only a target means ascending by it; naming only an order means by key.
+    order = _enum(SortOrder, sort_order, SortOrder.ASCEND if sort_target is not None else SortOrder.NONE)
+    target = _enum(SortTarget, sort_target, SortTarget.KEY)
+    return order, target
+
+
+def get(
+    key: KeyLike,
+    *,
+    prefix: bool = False,
+    range_end: Optional[KeyLike] = None,
+    from_key: bool = False,
+    limit: int = 0,
+    revision: int = 0,
+    sort_order: Union[SortOrder, str, None] = None,
+    sort_target: Union[SortTarget, str, None] = None,
+    serializable: bool = False,
+    keys_only: bool = False,
+    count_only: bool = False,
+    min_mod_revision: int = 0,
+    max_mod_revision: int = 0,
+    min_create_revision: int = 0,
+    max_create_revision: int = 0,
+    timeout: Optional[float] = None,
+) -> Request[GetResult]:
+    """Read a key, a prefix (``prefix=True``), ``[key, range_end)``, or every key
+    from ``key`` on (``from_key=True``; with an empty key: the whole keyspace).
+
+    ``limit`` caps the number of keys (0: no cap; ``.more`` says whether more
+    matched); ``revision`` reads the store as it was at that revision;
+    ``sort_order`` (``"ascend"``/``"descend"``) and ``sort_target``
+    (``"key"``, ``"version"``, ``"create"``, ``"mod"``, ``"value"``) sort the
+    result; ``serializable=True`` lets the member answer from its local state
+    without a quorum round-trip (faster, possibly stale); ``keys_only`` omits
+    values; ``count_only`` returns only ``.count``; the ``min_*``/``max_*``
+    revisions filter keys by their mod/create revision. ``timeout`` is this
+    call's deadline in seconds (default: the client's).
+    """
+    k, end = _codec.keys.resolve_range(key, range_end, prefix, from_key)
+    order, target = _sort(sort_order, sort_target)
+    payload = _codec.wire.encode_range(
+        k,
+        end,
+        _non_negative("limit", limit),
+        _non_negative("revision", revision),
+        order,
+        target,
+        serializable,
+        keys_only,
+        count_only,
+        _non_negative("min_mod_revision", min_mod_revision),
+        _non_negative("max_mod_revision", max_mod_revision),
+        _non_negative("min_create_revision", min_create_revision),
+        _non_negative("max_create_revision", max_create_revision),
+    )
+    return Request(
+        RANGE, payload, _codec.wire.decode_range,
+        kind=OP_RANGE, repeatable=True, timeout=check_timeout(timeout),
+    )
+
+
+def _first_value(data: bytes, tracker: object) -> Optional[bytes]:
+    return _codec.wire.decode_range(data, tracker).value
+
+
+def get_value(
+    key: KeyLike,
+    *,
+    revision: int = 0,
+    serializable: bool = False,
+    timeout: Optional[float] = None,
+) -> Request[Optional[bytes]]:
+    """The value of one key, or ``None`` if it does not exist."""
+    request: Request[Optional[bytes]] = get(  # type: ignore[assignment]
+        key, revision=revision, serializable=serializable, timeout=timeout
+    )
+    request.decode = _first_value
+    return request
+
+
+def put(
+    key: KeyLike,
+    value: KeyLike,
+    *,
+    lease: LeaseLike = 0,
+    prev_kv: bool = False,
+    ignore_value: bool = False,
+    ignore_lease: bool = False,
+    timeout: Optional[float] = None,
+) -> Request[PutResult]:
+    """Set ``key`` to ``value``.
+
+    ``lease`` attaches the key to a lease (an ID or a Lease); ``prev_kv=True``
+    returns the previous key-value in ``.prev_kv``; ``ignore_value=True``
+    keeps the current value (pass ``b""``) and ``ignore_lease=True`` the
+    current lease, updating only the other.
+    """
+    k, _ = _codec.keys.resolve_range(key, None, False, False)
+    v = _codec.keys.to_bytes(value)
+    lid = lease_id(lease)
+    if ignore_value and v:
+        raise ValueProvidedError("ignore_value=True needs an empty value")
+    if ignore_lease and lid:
+        raise LeaseProvidedError("ignore_lease=True cannot be combined with a lease")
+    payload = _codec.wire.encode_put(k, v, lid, prev_kv, ignore_value, ignore_lease)
+    return Request(PUT, payload, _codec.wire.decode_put, kind=OP_PUT, timeout=check_timeout(timeout))
+
+
+def delete(
+    key: KeyLike,
+    *,
+    prefix: bool = False,
+    range_end: Optional[KeyLike] = None,
+    from_key: bool = False,
+    prev_kv: bool = False,
+    timeout: Optional[float] = None,
+) -> Request[DeleteResult]:
+    """Delete a key, a prefix, ``[key, range_end)`` or every key from ``key`` on.
+
+    ``.deleted`` counts the keys removed; ``prev_kv=True`` returns them.
+    """
+    k, end = _codec.keys.resolve_range(key, range_end, prefix, from_key)
+    payload = _codec.wire.encode_delete(k, end, prev_kv)
+    return Request(
+        DELETE_RANGE, payload, _codec.wire.decode_delete, kind=OP_DELETE, timeout=check_timeout(timeout)
+    )
+
+
+def compact(
+    revision: int, *, physical: bool = False, timeout: Optional[float] = None
+) -> Request[CompactResult]:
+    """Discard history before ``revision``; ``physical=True`` waits until the
+    space is reclaimed on disk."""
+    if _non_negative("revision", revision) == 0:
+        raise InvalidArgumentError("compact revision must be > 0")
+    payload = _codec.wire.encode_compaction(revision, physical)
+    return Request(COMPACT, payload, _codec.wire.decode_compaction, timeout=check_timeout(timeout))
+
+
+def _ops(ops: Iterable[Request[object]], branch: str) -> Sequence[Tuple[int, bytes]]:
+    parts = []
+    for op in ops:
+        if not isinstance(op, Request) or not op.kind:
+            raise TypeError(
+                f"{branch} ops must be built with Op.get/put/delete/txn, not {type(op).__name__}"
+            )
+        if op.timeout is not None:
+            raise InvalidArgumentError("timeout applies to the whole txn, not to one of its ops")
+        parts.append((op.kind, op.payload))
+    return parts
+
+
+def txn(
+    compare: Iterable["Comparison"] = (),
+    success: Iterable[Request[object]] = (),
+    failure: Iterable[Request[object]] = (),
+    *,
+    timeout: Optional[float] = None,
+) -> Request[TxnResult]:
+    """Atomically: if every ``compare`` holds, run the ``success`` ops, else the
+    ``failure`` ops.
+
+    Build compares with :class:`etcdfast.Compare` (``Compare.value(k) == b"v"``,
+    ``Compare.mod_revision(k) < 7``...) and ops with :class:`etcdfast.Op`.
+    ``.succeeded`` says which branch ran; ``.responses`` holds one result per op.
+    """
+    from .txn import Comparison
+
+    compares = []
+    for c in compare:
+        if not isinstance(c, Comparison):
+            raise TypeError(f"compare items must be built with Compare, not {type(c).__name__}")
+        compares.append(c.payload)
+    payload = _codec.wire.encode_txn(compares, _ops(success, "success"), _ops(failure, "failure"))
+    return Request(TXN, payload, _codec.wire.decode_txn, kind=OP_TXN, timeout=check_timeout(timeout))
+
+

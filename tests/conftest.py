@@ -27,19 +27,19 @@ REQUIRE_EXTENSIONS = os.environ.get("ETCDFAST_REQUIRE_EXTENSIONS", "") not in ("
 
 def load_twin(name: str) -> SimpleNamespace:
     try:
-        keys, wire, revision = _codec.load(name)
+        keys, wire, revision, watch = _codec.load(name)
     except ImportError as exc:
         if REQUIRE_EXTENSIONS:
             raise RuntimeError(
                 "ETCDFAST_REQUIRE_EXTENSIONS=1 but the compiled twin does not import"
             ) from exc
         pytest.skip(f"compiled twin not built: {exc}")
-    return SimpleNamespace(name=name, keys=keys, wire=wire, revision=revision)
+    return SimpleNamespace(name=name, keys=keys, wire=wire, revision=revision, watch=watch)
 
 
 @pytest.fixture(params=["fast", "pure"], scope="session")
 def codec(request: pytest.FixtureRequest) -> SimpleNamespace:
-    """One codec twin (``keys``, ``wire``, ``revision`` modules); runs tests once per twin."""
+    """One codec twin (``keys``, ``wire``, ``revision``, ``watch`` modules); runs tests once per twin."""
     return load_twin(request.param)
 
 
@@ -56,6 +56,7 @@ def twin(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Sim
     monkeypatch.setattr(_codec, "keys", chosen.keys)
     monkeypatch.setattr(_codec, "wire", chosen.wire)
     monkeypatch.setattr(_codec, "revision", chosen.revision)
+    monkeypatch.setattr(_codec, "watch", chosen.watch)
     monkeypatch.setattr(_codec, "IMPLEMENTATION", chosen.name)
     return chosen
 

@@ -8,6 +8,7 @@ serializes must decode to the expected result objects.
 from __future__ import annotations
 
 import pytest
+from codec_helpers import same
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -227,15 +228,6 @@ def expect_delete(m):
 
 def expect_txn(m):
     return TxnResult(expect_header(m.header), m.succeeded, [expect_op(r) for r in m.responses])
-
-
-def same(a, b) -> bool:
-    """Equal values *and* equal types all the way down (tuples compare loosely)."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, (tuple, list)):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
-    return a == b
 
 
 @st.composite

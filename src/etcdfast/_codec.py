@@ -14,7 +14,7 @@ import sys
 from types import ModuleType
 from typing import TYPE_CHECKING, Tuple
 
-__all__ = ["IMPLEMENTATION", "keys", "wire", "revision", "load"]
+__all__ = ["IMPLEMENTATION", "keys", "wire", "revision", "watch", "load"]
 
 
 def _forced_pure() -> bool:
@@ -23,8 +23,8 @@ def _forced_pure() -> bool:
     )
 
 
-def load(implementation: str) -> Tuple[ModuleType, ModuleType, ModuleType]:
-    """Import one twin's ``(keys, wire, revision)`` modules: ``"fast"`` or ``"pure"``.
+def load(implementation: str) -> Tuple[ModuleType, ModuleType, ModuleType, ModuleType]:
+    """Import one twin's ``(keys, wire, revision, watch)`` modules: ``"fast"`` or ``"pure"``.
 
     Used by the chooser below and by tests that run both twins side by side.
     """
@@ -32,20 +32,20 @@ def load(implementation: str) -> Tuple[ModuleType, ModuleType, ModuleType]:
         raise ValueError(f"unknown implementation {implementation!r}")
     package = f"{__package__}._{implementation}"
     return tuple(  # type: ignore[return-value]
-        importlib.import_module(f"{package}.{name}") for name in ("keys", "wire", "revision")
+        importlib.import_module(f"{package}.{name}") for name in ("keys", "wire", "revision", "watch")
     )
 
 
 if TYPE_CHECKING or _forced_pure():
-    from ._pure import keys, revision, wire
+    from ._pure import keys, revision, watch, wire
 
     IMPLEMENTATION = "pure"
 else:
     try:
-        keys, wire, revision = load("fast")
+        keys, wire, revision, watch = load("fast")
         IMPLEMENTATION = "fast"
     except ImportError:
         # Not compiled (no C compiler at install time): setup.py already
         # warned loudly, and etcdfast.IMPLEMENTATION tells the user.
-        keys, wire, revision = load("pure")
+        keys, wire, revision, watch = load("pure")
         IMPLEMENTATION = "pure"

@@ -2,34 +2,30 @@
 
 Requests are sized first, then written straight into one bytes object: no
 intermediate buffers or message objects. Responses are parsed from the bytes
-gRPC hands us into C structs (``Header``, ``KV``) and turned into our result
-tuples once each message ends, so a 100k-key range allocates exactly the
-Python objects it returns. Malformed input follows upb's rules (see
+gRPC hands us into C structs (``Header``, ``KV``, declared in wire.pxd) and
+turned into our result tuples once each message ends, so a 100k-key range
+allocates exactly the Python objects it returns. Malformed input follows upb's rules (see
 buffer.pxd) and raises ProtocolError, as the pure twin does.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.long cimport PyLong_FromLongLong, PyLong_FromUnsignedLongLong
 from cpython.number cimport PyNumber_Index
-from cpython.ref cimport Py_INCREF
-from cpython.tuple cimport PyTuple_SET_ITEM
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
 
 from .buffer cimport (
-    MAX_DEPTH, WT_LEN, as_int32, as_int64, WT_VARINT, cptr, int_field_size, len_field_size, read_len, read_tag,
+    WT_LEN, WT_VARINT, as_int32, as_int64, cptr, int_field_size, len_field_size, read_tag,
     read_varint, skip_field, varint_size, write_flag, write_int_field, write_len_field,
     write_varint,
 )
-from .revision cimport RevisionTracker
+# wire.pxd (this module's own declarations, shared with watch.pyx) brings the
+# Header/KV structs, their parsers and the request-writing helpers.
 
 from ..errors import ProtocolError
 from ..types import (
     CompactResult, DeleteResult, GetResult, KeyValue, PutResult, ResponseHeader, TxnResult,
 )
-
-cdef extern from "records.h":
-    object etcdfast_new_record(object record_type, Py_ssize_t n)
 
 __all__ = [
     "encode_range", "encode_put", "encode_delete", "encode_compaction", "encode_compare",
@@ -48,30 +44,6 @@ cdef enum:
 
 cdef inline const char* _data(bytes b) noexcept:
     return PyBytes_AS_STRING(b)
-
-
-cdef inline Py_ssize_t _opt_len_size(bytes b) noexcept:
-    # optional bytes field with a one-byte tag; empty is the default, not written
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(b)
-    return len_field_size(1, n) if n else 0
-
-
-cdef inline unsigned char* _write_opt_len(unsigned char* p, unsigned char tag, bytes b) noexcept:
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(b)
-    return write_len_field(p, tag, PyBytes_AS_STRING(b), n) if n else p
-
-
-cdef inline bytes _new_bytes(Py_ssize_t size, unsigned char** out):
-    cdef bytes result = PyBytes_FromStringAndSize(NULL, size)
-    out[0] = <unsigned char*>PyBytes_AS_STRING(result)
-    return result
-
-
-cdef inline void _check_size(unsigned char* p, unsigned char* start, Py_ssize_t size) except *:
-    # The size pass and the write pass must agree; a mismatch is a codec bug,
-    # and raising beats handing gRPC a corrupt request.
-    if p - start != size:
-        raise AssertionError(f"etcdfast codec size mismatch: wrote {p - start} of {size}")
 
 
 # -- requests -----------------------------------------------------------------
@@ -102,7 +74,7 @@ def encode_range(
     cdef int64_t c_min_create_revision = as_int64(min_create_revision)
     cdef int64_t c_max_create_revision = as_int64(max_create_revision)
     cdef Py_ssize_t size = (
-        _opt_len_size(key) + _opt_len_size(range_end)
+        opt_len_size(key) + opt_len_size(range_end)
         + int_field_size(c_limit) + int_field_size(c_revision)
         + int_field_size(c_sort_order) + int_field_size(c_sort_target)
         + 2 * (serializable + keys_only + count_only)
@@ -110,9 +82,9 @@ def encode_range(
         + int_field_size(c_min_create_revision) + int_field_size(c_max_create_revision)
     )
     cdef unsigned char* start
-    cdef bytes out = _new_bytes(size, &start)
-    cdef unsigned char* p = _write_opt_len(start, 0x0A, key)
-    p = _write_opt_len(p, 0x12, range_end)
+    cdef bytes out = new_bytes(size, &start)
+    cdef unsigned char* p = write_opt_len(start, 0x0A, key)
+    p = write_opt_len(p, 0x12, range_end)
     p = write_int_field(p, 0x18, c_limit)
     p = write_int_field(p, 0x20, c_revision)
     p = write_int_field(p, 0x28, c_sort_order)
@@ -124,20 +96,20 @@ def encode_range(
     p = write_int_field(p, 0x58, c_max_mod_revision)
     p = write_int_field(p, 0x60, c_min_create_revision)
     p = write_int_field(p, 0x68, c_max_create_revision)
-    _check_size(p, start, size)
+    check_size(p, start, size)
     return out
 
 
 cdef inline Py_ssize_t _put_size(bytes key, bytes value, int64_t lease, bint prev_kv,
                                  bint ignore_value, bint ignore_lease) noexcept:
-    return (_opt_len_size(key) + _opt_len_size(value) + int_field_size(lease)
+    return (opt_len_size(key) + opt_len_size(value) + int_field_size(lease)
             + 2 * (prev_kv + ignore_value + ignore_lease))
 
 
 cdef inline unsigned char* _write_put(unsigned char* p, bytes key, bytes value, int64_t lease,
                                       bint prev_kv, bint ignore_value, bint ignore_lease) noexcept:
-    p = _write_opt_len(p, 0x0A, key)
-    p = _write_opt_len(p, 0x12, value)
+    p = write_opt_len(p, 0x0A, key)
+    p = write_opt_len(p, 0x12, value)
     p = write_int_field(p, 0x18, lease)
     p = write_flag(p, 0x20, prev_kv)
     p = write_flag(p, 0x28, ignore_value)
@@ -150,21 +122,21 @@ def encode_put(bytes key not None, bytes value not None, lease, bint prev_kv,
     cdef int64_t c_lease = as_int64(lease)
     cdef Py_ssize_t size = _put_size(key, value, c_lease, prev_kv, ignore_value, ignore_lease)
     cdef unsigned char* start
-    cdef bytes out = _new_bytes(size, &start)
+    cdef bytes out = new_bytes(size, &start)
     cdef unsigned char* p = _write_put(start, key, value, c_lease, prev_kv, ignore_value, ignore_lease)
-    _check_size(p, start, size)
+    check_size(p, start, size)
     return out
 
 
 def encode_delete(bytes key not None, bytes range_end not None, bint prev_kv):
     """Encode an ``etcdserverpb.DeleteRangeRequest``."""
-    cdef Py_ssize_t size = _opt_len_size(key) + _opt_len_size(range_end) + 2 * prev_kv
+    cdef Py_ssize_t size = opt_len_size(key) + opt_len_size(range_end) + 2 * prev_kv
     cdef unsigned char* start
-    cdef bytes out = _new_bytes(size, &start)
-    cdef unsigned char* p = _write_opt_len(start, 0x0A, key)
-    p = _write_opt_len(p, 0x12, range_end)
+    cdef bytes out = new_bytes(size, &start)
+    cdef unsigned char* p = write_opt_len(start, 0x0A, key)
+    p = write_opt_len(p, 0x12, range_end)
     p = write_flag(p, 0x18, prev_kv)
-    _check_size(p, start, size)
+    check_size(p, start, size)
     return out
 
 
@@ -173,10 +145,10 @@ def encode_compaction(revision, bint physical):
     cdef int64_t c_revision = as_int64(revision)
     cdef Py_ssize_t size = int_field_size(c_revision) + 2 * physical
     cdef unsigned char* start
-    cdef bytes out = _new_bytes(size, &start)
+    cdef bytes out = new_bytes(size, &start)
     cdef unsigned char* p = write_int_field(start, 0x08, c_revision)
     p = write_flag(p, 0x10, physical)
-    _check_size(p, start, size)
+    check_size(p, start, size)
     return out
 
 
@@ -200,12 +172,12 @@ def encode_compare(bytes key not None, bytes range_end not None, target, result,
         member_size = 1 + varint_size(<uint64_t>number)
     cdef Py_ssize_t end_size = len_field_size(2, PyBytes_GET_SIZE(range_end)) if range_end else 0
     cdef Py_ssize_t size = (int_field_size(c_result) + int_field_size(c_target)
-                            + _opt_len_size(key) + member_size + end_size)
+                            + opt_len_size(key) + member_size + end_size)
     cdef unsigned char* start
-    cdef bytes out = _new_bytes(size, &start)
+    cdef bytes out = new_bytes(size, &start)
     cdef unsigned char* p = write_int_field(start, 0x08, c_result)
     p = write_int_field(p, 0x10, c_target)
-    p = _write_opt_len(p, 0x1A, key)
+    p = write_opt_len(p, 0x1A, key)
     if c_target == COMPARE_VALUE:
         p = write_len_field(p, 0x3A, _data(value), PyBytes_GET_SIZE(value))
     else:
@@ -217,7 +189,7 @@ def encode_compare(bytes key not None, bytes range_end not None, target, result,
         p = write_varint(p + 2, <uint64_t>PyBytes_GET_SIZE(range_end))
         memcpy(p, _data(range_end), PyBytes_GET_SIZE(range_end))
         p += PyBytes_GET_SIZE(range_end)
-    _check_size(p, start, size)
+    check_size(p, start, size)
     return out
 
 
@@ -272,14 +244,14 @@ def encode_txn(compare, success, failure):
     cdef list ko = [_op_parts(op) for op in failure]
     size += _ops_size(ok) + _ops_size(ko)
     cdef unsigned char* start
-    cdef bytes out = _new_bytes(size, &start)
+    cdef bytes out = new_bytes(size, &start)
     cdef unsigned char* p = start
     cdef bytes c_bytes
     for c_bytes in compares:
         p = write_len_field(p, 0x0A, PyBytes_AS_STRING(c_bytes), PyBytes_GET_SIZE(c_bytes))
     p = _write_ops(p, 0x12, ok)
     p = _write_ops(p, 0x1A, ko)
-    _check_size(p, start, size)
+    check_size(p, start, size)
     return out
 
 
@@ -298,7 +270,7 @@ def encode_put_txn(items, lease):
         put = _put_size(key, value, c_lease, False, False, False)
         size += len_field_size(1, len_field_size(1, put))
     cdef unsigned char* start
-    cdef bytes out = _new_bytes(size, &start)
+    cdef bytes out = new_bytes(size, &start)
     cdef unsigned char* p = start
     cdef tuple pair
     for pair in pairs:
@@ -310,131 +282,34 @@ def encode_put_txn(items, lease):
         p[0] = 0x12  # RequestOp.request_put
         p = write_varint(p + 1, <uint64_t>put)
         p = _write_put(p, key, value, c_lease, False, False, False)
-    _check_size(p, start, size)
+    check_size(p, start, size)
     return out
 
 
 # -- responses ----------------------------------------------------------------
 
-cdef struct Header:
-    uint64_t cluster_id
-    uint64_t member_id
-    int64_t revision
-    uint64_t raft_term
-
-
-cdef struct KV:
-    cptr key
-    Py_ssize_t key_len
-    int64_t create_revision
-    int64_t mod_revision
-    int64_t version
-    cptr value
-    Py_ssize_t value_len
-    int64_t c_lease
-
-
-cdef inline cptr _enter(cptr p, cptr end, cptr* sub_end, int depth) noexcept nogil:
-    """Open a length-delimited submessage at nesting level ``depth``."""
-    if depth > MAX_DEPTH:
-        return NULL
-    return read_len(p, end, sub_end)
-
-
-# Header and KeyValue hold only scalars and bytes, so they parse in plain C. A
-# repeated occurrence of a singular submessage merges into the same struct,
-# field by field, exactly as protobuf merges it.
-
-cdef cptr _parse_header(cptr p, cptr end, Header* h, int depth) noexcept nogil:
-    cdef uint32_t field, wt
-    cdef uint64_t v
-    while p < end:
-        p = read_tag(p, end, &field, &wt)
-        if p == NULL:
-            return NULL
-        if wt == WT_VARINT and field <= 4:
-            p = read_varint(p, end, &v)
-            if p == NULL:
-                return NULL
-            if field == 1:
-                h.cluster_id = v
-            elif field == 2:
-                h.member_id = v
-            elif field == 3:
-                h.revision = <int64_t>v
-            else:
-                h.raft_term = v
-        else:
-            p = skip_field(p, end, field, wt, depth)
-            if p == NULL:
-                return NULL
-    return p
-
-
-cdef cptr _parse_kv(cptr p, cptr end, KV* kv, int depth) noexcept nogil:
-    cdef uint32_t field, wt
-    cdef uint64_t v
-    cdef cptr sub_end
-    while p < end:
-        p = read_tag(p, end, &field, &wt)
-        if p == NULL:
-            return NULL
-        if wt == WT_VARINT and 2 <= field <= 6 and field != 5:
-            p = read_varint(p, end, &v)
-            if p == NULL:
-                return NULL
-            if field == 2:
-                kv.create_revision = <int64_t>v
-            elif field == 3:
-                kv.mod_revision = <int64_t>v
-            elif field == 4:
-                kv.version = <int64_t>v
-            else:
-                kv.c_lease = <int64_t>v
-        elif wt == WT_LEN and (field == 1 or field == 5):
-            p = read_len(p, end, &sub_end)
-            if p == NULL:
-                return NULL
-            if field == 1:
-                kv.key = p
-                kv.key_len = sub_end - p
-            else:
-                kv.value = p
-                kv.value_len = sub_end - p
-            p = sub_end
-        else:
-            p = skip_field(p, end, field, wt, depth)
-            if p == NULL:
-                return NULL
-    return p
-
-
-cdef inline void _set(object record, Py_ssize_t i, object value) noexcept:
-    Py_INCREF(value)  # PyTuple_SET_ITEM steals a reference
-    PyTuple_SET_ITEM(record, i, value)
-
-
-cdef object _header_record(Header* h):
+cdef object header_record(Header* h):
     cdef object rec = etcdfast_new_record(ResponseHeader, 4)
-    _set(rec, 0, PyLong_FromUnsignedLongLong(h.cluster_id))
-    _set(rec, 1, PyLong_FromUnsignedLongLong(h.member_id))
-    _set(rec, 2, PyLong_FromLongLong(h.revision))
-    _set(rec, 3, PyLong_FromUnsignedLongLong(h.raft_term))
+    set_item(rec, 0, PyLong_FromUnsignedLongLong(h.cluster_id))
+    set_item(rec, 1, PyLong_FromUnsignedLongLong(h.member_id))
+    set_item(rec, 2, PyLong_FromLongLong(h.revision))
+    set_item(rec, 3, PyLong_FromUnsignedLongLong(h.raft_term))
     return rec
 
 
-cdef object _kv_record(KV* kv):
+cdef object kv_record(KV* kv):
     cdef object rec = etcdfast_new_record(KeyValue, 6)
-    _set(rec, 0, PyBytes_FromStringAndSize(<const char*>kv.key, kv.key_len))
-    _set(rec, 1, PyLong_FromLongLong(kv.create_revision))
-    _set(rec, 2, PyLong_FromLongLong(kv.mod_revision))
-    _set(rec, 3, PyLong_FromLongLong(kv.version))
-    _set(rec, 4, PyBytes_FromStringAndSize(<const char*>kv.value, kv.value_len))
-    _set(rec, 5, PyLong_FromLongLong(kv.c_lease))
+    set_item(rec, 0, PyBytes_FromStringAndSize(<const char*>kv.key, kv.key_len))
+    set_item(rec, 1, PyLong_FromLongLong(kv.create_revision))
+    set_item(rec, 2, PyLong_FromLongLong(kv.mod_revision))
+    set_item(rec, 3, PyLong_FromLongLong(kv.version))
+    set_item(rec, 4, PyBytes_FromStringAndSize(<const char*>kv.value, kv.value_len))
+    set_item(rec, 5, PyLong_FromLongLong(kv.c_lease))
     return rec
 
 
-cdef inline object _malformed(str name):
+cdef object malformed(str name):
+    # Not inline: shared with watch.pyx through wire.pxd, and only on the error path.
     raise ProtocolError(f"malformed {name}: truncated or invalid protobuf")
 
 
@@ -453,9 +328,9 @@ cdef class _Message:
 
     cdef cptr parse_header(self, cptr p, cptr end, int depth) except NULL:
         cdef cptr sub_end
-        p = _enter(p, end, &sub_end, depth + 1)
-        if p == NULL or _parse_header(p, sub_end, &self.header, depth + 1) == NULL:
-            _malformed("ResponseHeader")
+        p = enter(p, end, &sub_end, depth + 1)
+        if p == NULL or parse_header(p, sub_end, &self.header, depth + 1) == NULL:
+            malformed("ResponseHeader")
         return sub_end
 
 
@@ -475,20 +350,20 @@ cdef class _Range(_Message):
         while p < end:
             p = read_tag(p, end, &field, &wt)
             if p == NULL:
-                _malformed("RangeResponse")
+                malformed("RangeResponse")
             if wt == WT_LEN and field == 2:
-                p = _enter(p, end, &sub_end, depth + 1)
+                p = enter(p, end, &sub_end, depth + 1)
                 memset(&kv, 0, sizeof(KV))
-                if p == NULL or _parse_kv(p, sub_end, &kv, depth + 1) == NULL:
-                    _malformed("KeyValue")
-                self.kvs.append(_kv_record(&kv))
+                if p == NULL or parse_kv(p, sub_end, &kv, depth + 1) == NULL:
+                    malformed("KeyValue")
+                self.kvs.append(kv_record(&kv))
                 p = sub_end
             elif wt == WT_LEN and field == 1:
                 p = self.parse_header(p, end, depth)
             elif wt == WT_VARINT and (field == 3 or field == 4):
                 p = read_varint(p, end, &v)
                 if p == NULL:
-                    _malformed("RangeResponse")
+                    malformed("RangeResponse")
                 if field == 3:
                     self.more = v != 0
                 else:
@@ -496,15 +371,15 @@ cdef class _Range(_Message):
             else:
                 p = skip_field(p, end, field, wt, depth)
                 if p == NULL:
-                    _malformed("RangeResponse")
+                    malformed("RangeResponse")
         return p
 
     cdef object finish(self):
         cdef object rec = etcdfast_new_record(GetResult, 4)
-        _set(rec, 0, _header_record(&self.header))
-        _set(rec, 1, self.kvs)
-        _set(rec, 2, bool(self.more))
-        _set(rec, 3, PyLong_FromLongLong(self.count))
+        set_item(rec, 0, header_record(&self.header))
+        set_item(rec, 1, self.kvs)
+        set_item(rec, 2, bool(self.more))
+        set_item(rec, 3, PyLong_FromLongLong(self.count))
         return rec
 
 
@@ -518,25 +393,25 @@ cdef class _Put(_Message):
         while p < end:
             p = read_tag(p, end, &field, &wt)
             if p == NULL:
-                _malformed("PutResponse")
+                malformed("PutResponse")
             if wt == WT_LEN and field == 1:
                 p = self.parse_header(p, end, depth)
             elif wt == WT_LEN and field == 2:
-                p = _enter(p, end, &sub_end, depth + 1)
-                if p == NULL or _parse_kv(p, sub_end, &self.prev_kv, depth + 1) == NULL:
-                    _malformed("KeyValue")
+                p = enter(p, end, &sub_end, depth + 1)
+                if p == NULL or parse_kv(p, sub_end, &self.prev_kv, depth + 1) == NULL:
+                    malformed("KeyValue")
                 self.has_prev_kv = True
                 p = sub_end
             else:
                 p = skip_field(p, end, field, wt, depth)
                 if p == NULL:
-                    _malformed("PutResponse")
+                    malformed("PutResponse")
         return p
 
     cdef object finish(self):
         cdef object rec = etcdfast_new_record(PutResult, 2)
-        _set(rec, 0, _header_record(&self.header))
-        _set(rec, 1, _kv_record(&self.prev_kv) if self.has_prev_kv else None)
+        set_item(rec, 0, header_record(&self.header))
+        set_item(rec, 1, kv_record(&self.prev_kv) if self.has_prev_kv else None)
         return rec
 
 
@@ -555,32 +430,32 @@ cdef class _Delete(_Message):
         while p < end:
             p = read_tag(p, end, &field, &wt)
             if p == NULL:
-                _malformed("DeleteRangeResponse")
+                malformed("DeleteRangeResponse")
             if wt == WT_LEN and field == 3:
-                p = _enter(p, end, &sub_end, depth + 1)
+                p = enter(p, end, &sub_end, depth + 1)
                 memset(&kv, 0, sizeof(KV))
-                if p == NULL or _parse_kv(p, sub_end, &kv, depth + 1) == NULL:
-                    _malformed("KeyValue")
-                self.prev_kvs.append(_kv_record(&kv))
+                if p == NULL or parse_kv(p, sub_end, &kv, depth + 1) == NULL:
+                    malformed("KeyValue")
+                self.prev_kvs.append(kv_record(&kv))
                 p = sub_end
             elif wt == WT_LEN and field == 1:
                 p = self.parse_header(p, end, depth)
             elif wt == WT_VARINT and field == 2:
                 p = read_varint(p, end, &v)
                 if p == NULL:
-                    _malformed("DeleteRangeResponse")
+                    malformed("DeleteRangeResponse")
                 self.deleted = <int64_t>v
             else:
                 p = skip_field(p, end, field, wt, depth)
                 if p == NULL:
-                    _malformed("DeleteRangeResponse")
+                    malformed("DeleteRangeResponse")
         return p
 
     cdef object finish(self):
         cdef object rec = etcdfast_new_record(DeleteResult, 3)
-        _set(rec, 0, _header_record(&self.header))
-        _set(rec, 1, PyLong_FromLongLong(self.deleted))
-        _set(rec, 2, self.prev_kvs)
+        set_item(rec, 0, header_record(&self.header))
+        set_item(rec, 1, PyLong_FromLongLong(self.deleted))
+        set_item(rec, 2, self.prev_kvs)
         return rec
 
 
@@ -590,18 +465,18 @@ cdef class _Compaction(_Message):
         while p < end:
             p = read_tag(p, end, &field, &wt)
             if p == NULL:
-                _malformed("CompactionResponse")
+                malformed("CompactionResponse")
             if wt == WT_LEN and field == 1:
                 p = self.parse_header(p, end, depth)
             else:
                 p = skip_field(p, end, field, wt, depth)
                 if p == NULL:
-                    _malformed("CompactionResponse")
+                    malformed("CompactionResponse")
         return p
 
     cdef object finish(self):
         cdef object rec = etcdfast_new_record(CompactResult, 1)
-        _set(rec, 0, _header_record(&self.header))
+        set_item(rec, 0, header_record(&self.header))
         return rec
 
 
@@ -623,11 +498,11 @@ cdef object _parse_response_op(cptr p, cptr end, int depth):
     while p < end:
         p = read_tag(p, end, &field, &wt)
         if p == NULL:
-            _malformed("ResponseOp")
+            malformed("ResponseOp")
         if wt == WT_LEN and KIND_RANGE <= field <= KIND_TXN:
-            p = _enter(p, end, &sub_end, depth + 1)
+            p = enter(p, end, &sub_end, depth + 1)
             if p == NULL:
-                _malformed("ResponseOp")
+                malformed("ResponseOp")
             if field != kind:  # setting another oneof member discards the current one
                 member = _new_op_message(field)
                 kind = field
@@ -636,7 +511,7 @@ cdef object _parse_response_op(cptr p, cptr end, int depth):
         else:
             p = skip_field(p, end, field, wt, depth)
             if p == NULL:
-                _malformed("ResponseOp")
+                malformed("ResponseOp")
     return None if member is None else member.finish()
 
 
@@ -654,11 +529,11 @@ cdef class _Txn(_Message):
         while p < end:
             p = read_tag(p, end, &field, &wt)
             if p == NULL:
-                _malformed("TxnResponse")
+                malformed("TxnResponse")
             if wt == WT_LEN and field == 3:
-                p = _enter(p, end, &sub_end, depth + 1)
+                p = enter(p, end, &sub_end, depth + 1)
                 if p == NULL:
-                    _malformed("TxnResponse")
+                    malformed("TxnResponse")
                 self.responses.append(_parse_response_op(p, sub_end, depth + 1))
                 p = sub_end
             elif wt == WT_LEN and field == 1:
@@ -666,19 +541,19 @@ cdef class _Txn(_Message):
             elif wt == WT_VARINT and field == 2:
                 p = read_varint(p, end, &v)
                 if p == NULL:
-                    _malformed("TxnResponse")
+                    malformed("TxnResponse")
                 self.succeeded = v != 0
             else:
                 p = skip_field(p, end, field, wt, depth)
                 if p == NULL:
-                    _malformed("TxnResponse")
+                    malformed("TxnResponse")
         return p
 
     cdef object finish(self):
         cdef object rec = etcdfast_new_record(TxnResult, 3)
-        _set(rec, 0, _header_record(&self.header))
-        _set(rec, 1, bool(self.succeeded))
-        _set(rec, 2, self.responses)
+        set_item(rec, 0, header_record(&self.header))
+        set_item(rec, 1, bool(self.succeeded))
+        set_item(rec, 2, self.responses)
         return rec
 
 
@@ -687,11 +562,7 @@ cdef inline object _decode(_Message message, bytes data, object tracker):
         raise TypeError("expected bytes, got NoneType")
     cdef cptr p = <cptr>PyBytes_AS_STRING(data)
     message.parse(p, p + PyBytes_GET_SIZE(data), 0)
-    if tracker is not None:
-        if type(tracker) is RevisionTracker:
-            (<RevisionTracker>tracker).observe(message.header.revision)
-        else:
-            tracker.observe(message.header.revision)
+    feed_tracker(tracker, message.header.revision)
     return message.finish()
 
 

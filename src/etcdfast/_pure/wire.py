@@ -31,8 +31,9 @@ from ..types import (
     PutResult,
     ResponseHeader,
     TxnResult,
+    WatchResponse,
 )
-from .revision import RevisionTracker
+from .revision import RevisionTracker, _int64
 
 __all__ = [
     "encode_range",
@@ -52,7 +53,6 @@ __all__ = [
 # RequestOp oneof field numbers double as op kinds everywhere in the codec.
 OP_RANGE, OP_PUT, OP_DELETE, OP_TXN = 1, 2, 3, 4
 
-_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 _INT32_MIN, _INT32_MAX = -(1 << 31), (1 << 31) - 1
 _ONE_BYTE = [bytes((i,)) for i in range(128)]
 
@@ -72,14 +72,6 @@ def _varint(value: int) -> bytes:
         value >>= 7
     out.append(value)
     return bytes(out)
-
-
-def _int64(value: Any) -> int:
-    # Same contract as a C int64_t argument in the Cython twin.
-    value = index(value)
-    if not _INT64_MIN <= value <= _INT64_MAX:
-        raise OverflowError("value out of int64 range")
-    return value  # type: ignore[no-any-return]
 
 
 def _int32(value: Any) -> int:
@@ -305,7 +297,7 @@ def _op(response_op: Any) -> Any:
     return _OP_RESULTS[which](getattr(response_op, which))
 
 
-R = TypeVar("R", GetResult, PutResult, DeleteResult, TxnResult, CompactResult)
+R = TypeVar("R", GetResult, PutResult, DeleteResult, TxnResult, CompactResult, WatchResponse)
 
 
 def _decoder(message_name: str, convert: Callable[[Any], R]) -> Callable[..., R]:

@@ -19,12 +19,21 @@ from __future__ import annotations
 
 import functools
 from importlib import resources
-from typing import Any, Callable, Type
+from typing import Any, Callable, Optional, Protocol, Type, TypeVar
 
 from google.protobuf import descriptor_pb2, descriptor_pool
 from google.protobuf.message import DecodeError, Message
 
-__all__ = ["message", "DecodeError", "Message", "SCHEMA_FILE"]
+from .errors import ProtocolError
+from .types import ResponseHeader
+
+__all__ = ["message", "decoder", "header", "DecodeError", "Message", "SCHEMA_FILE"]
+
+R = TypeVar("R")
+
+
+class _Observer(Protocol):
+    def observe(self, revision: int) -> None: ...
 
 SCHEMA_FILE = "_schema.binpb"
 
@@ -60,3 +69,32 @@ def message(full_name: str) -> Type[Message]:
     """The message class for a full protobuf name, e.g. ``"etcdserverpb.RangeRequest"``."""
     pool = _pool()
     return _message_class_factory(pool)(pool.FindMessageTypeByName(full_name))
+
+
+def header(message: Any) -> ResponseHeader:
+    """The ``ResponseHeader`` of a decoded response message."""
+    h = message.header
+    return ResponseHeader(h.cluster_id, h.member_id, h.revision, h.raft_term)
+
+
+def decoder(full_name: str, convert: Callable[[Any], R]) -> Callable[[bytes, Optional[_Observer]], R]:
+    """A response decoder for the drivers: parse ``full_name``, ``convert`` it, feed the tracker.
+
+    Malformed bytes become :class:`ProtocolError`. Every etcd response has a
+    ``header``; its revision goes to the client's revision tracker.
+    """
+    parse = message(full_name).FromString
+
+    def decode(data: bytes, tracker: Optional[_Observer] = None) -> R:
+        if type(data) is not bytes:
+            raise TypeError(f"expected bytes, got {type(data).__name__}")
+        try:
+            parsed = parse(data)
+        except DecodeError as exc:
+            raise ProtocolError(f"malformed {full_name}: {exc}") from None
+        if tracker is not None:
+            tracker.observe(parsed.header.revision)
+        return convert(parsed)
+
+    decode.__doc__ = f"Decode an ``{full_name}``; feed its revision to ``tracker``."
+    return decode

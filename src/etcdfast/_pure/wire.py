@@ -19,10 +19,9 @@ from __future__ import annotations
 
 from functools import partial
 from operator import attrgetter, index
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, List, Sequence, Tuple, TypeVar, Union
 
 from .. import _schema
-from ..errors import ProtocolError
 from ..types import (
     CompactResult,
     DeleteResult,
@@ -33,7 +32,7 @@ from ..types import (
     TxnResult,
     WatchResponse,
 )
-from .revision import RevisionTracker, _int64
+from .revision import _int64
 
 __all__ = [
     "encode_range",
@@ -301,23 +300,7 @@ R = TypeVar("R", GetResult, PutResult, DeleteResult, TxnResult, CompactResult, W
 
 
 def _decoder(message_name: str, convert: Callable[[Any], R]) -> Callable[..., R]:
-    parse = _schema.message(f"etcdserverpb.{message_name}").FromString
-    decode_error = _schema.DecodeError
-
-    def decode(data: bytes, tracker: Optional[RevisionTracker] = None) -> R:
-        if type(data) is not bytes:
-            raise TypeError(f"expected bytes, got {type(data).__name__}")
-        try:
-            message = parse(data)
-        except decode_error as exc:
-            raise ProtocolError(f"malformed {message_name}: {exc}") from None
-        result = convert(message)
-        if tracker is not None:
-            tracker.observe(result.header.revision)
-        return result
-
-    decode.__doc__ = f"Decode an ``etcdserverpb.{message_name}``; feed its revision to ``tracker``."
-    return decode
+    return _schema.decoder(f"etcdserverpb.{message_name}", convert)
 
 
 decode_range = _decoder("RangeResponse", _range)

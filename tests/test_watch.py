@@ -1,0 +1,268 @@
+"""Watches against a real etcd: ranges, history, filters, many watches, faults."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import urllib.request
+
+import pytest
+
+import etcdfast
+from etcdfast import CompactedError, EmptyKeyError, Unavailable
+from etcdfast.testing import EtcdServer, free_port
+from etcdfast.types import EventType, Progress
+
+
+def take(watch, n, timeout=10.0):
+    """The next ``n`` items of a watch (fails instead of hanging)."""
+    items = []
+    deadline = time.monotonic() + timeout
+    while len(items) < n:
+        left = deadline - time.monotonic()
+        assert left > 0, f"only {len(items)} of {n} items: {items}"
+        items.extend(watch.get(timeout=left))
+    return items
+
+
+def test_put_and_delete_events_on_a_key(client, etcd_prefix):
+    key = etcd_prefix + b"k"
+    with client.watch(key) as watch:
+        r1 = client.put(key, b"1").header.revision
+        r2 = client.put(key, b"2").header.revision
+        r3 = client.delete(key).header.revision
+        client.put(etcd_prefix + b"other", b"x")
+        events = take(watch, 3)
+    assert [(e.type, e.key, e.value, e.revision) for e in events] == [
+        (EventType.PUT, key, b"1", r1),
+        (EventType.PUT, key, b"2", r2),
+        (EventType.DELETE, key, b"", r3),
+    ]
+    assert events[1].kv.version == 2 and events[1].is_put and events[2].is_delete
+    assert watch.revision == r3 + 1
+
+
+def test_prefix_range_and_from_key(client, etcd_prefix):
+    p = etcd_prefix
+    with client.watch(p + b"a/", prefix=True) as by_prefix, \
+            client.watch(p + b"b", range_end=p + b"d") as by_range, \
+            client.watch(p + b"c", from_key=True) as from_key:
+        for name in (b"a/1", b"a/2", b"b", b"c", b"d", b"e"):
+            client.put(p + name, name)
+        assert [e.key for e in take(by_prefix, 2)] == [p + b"a/1", p + b"a/2"]
+        assert [e.key for e in take(by_range, 2)] == [p + b"b", p + b"c"]
+        assert [e.key for e in take(from_key, 3)] == [p + b"c", p + b"d", p + b"e"]
+
+
+def test_start_revision_replays_history_and_prev_kv(client, etcd_prefix):
+    key = etcd_prefix + b"h"
+    first = client.put(key, b"v1").header.revision
+    client.put(key, b"v2")
+    client.delete(key)
+    with client.watch(key, start_revision=first, prev_kv=True) as watch:
+        events = take(watch, 3)
+    assert [e.value for e in events] == [b"v1", b"v2", b""]
+    assert [e.prev_kv and e.prev_kv.value for e in events] == [None, b"v1", b"v2"]
+
+
+def test_filters(client, etcd_prefix):
+    key = etcd_prefix + b"f"
+    with client.watch(key, no_put=True) as deletes, client.watch(key, no_delete=True) as puts:
+        client.put(key, b"1")
+        client.delete(key)
+        client.put(key, b"2")
+        assert [e.type for e in take(deletes, 1)] == [EventType.DELETE]
+        assert [e.value for e in take(puts, 2)] == [b"1", b"2"]
+
+
+def test_batches_group_a_txn_into_one_response(client, etcd_prefix):
+    from etcdfast import Op
+
+    with client.watch(etcd_prefix, prefix=True) as watch:
+        client.txn(success=[Op.put(etcd_prefix + b"x", b"1"), Op.put(etcd_prefix + b"y", b"2")])
+        batch = next(watch.batches(timeout=10))
+    assert [e.key for e in batch.events] == [etcd_prefix + b"x", etcd_prefix + b"y"]
+    assert len({e.revision for e in batch.events}) == 1
+
+
+def test_cancel_ends_iteration(client, etcd_prefix):
+    watch = client.watch(etcd_prefix + b"c")
+    client.put(etcd_prefix + b"c", b"1")
+    got = []
+
+    def consume():
+        got.extend(watch)  # ends when cancelled
+
+    thread = threading.Thread(target=consume)
+    thread.start()
+    time.sleep(0.5)
+    watch.cancel()
+    thread.join(5)
+    assert not thread.is_alive()
+    assert [e.value for e in got] == [b"1"]
+    watch.cancel()  # idempotent
+
+
+def test_progress_notifications(client, etcd_prefix):
+    with client.watch(etcd_prefix + b"p", progress_notify=True) as watch:
+        revision = client.put(etcd_prefix + b"unrelated", b"x").header.revision
+        client.request_progress()
+        items = take(watch, 1)
+    assert isinstance(items[0], Progress) and items[0].revision >= revision
+    assert watch.progress_revision >= revision
+
+
+def _metric(server: EtcdServer, name: str) -> float:
+    body = urllib.request.urlopen(f"{server.client_url}/metrics", timeout=5).read().decode()
+    return sum(float(line.split()[-1]) for line in body.splitlines() if line.startswith(name + " "))
+
+
+def test_a_thousand_watches_share_one_stream(etcd_server, etcd_prefix, twin):
+    streams_before = _metric(etcd_server, "etcd_debugging_mvcc_watch_stream_total")
+    with etcdfast.Client(etcd_server.endpoint, timeout=30) as client:
+        watches = [client.watch(etcd_prefix + b"%04d" % i) for i in range(1000)]
+        assert _metric(etcd_server, "etcd_debugging_mvcc_watch_stream_total") == streams_before + 1
+        client.put(etcd_prefix + b"0999", b"last")
+        client.put(etcd_prefix + b"0000", b"first")
+        assert take(watches[999], 1)[0].value == b"last"
+        assert take(watches[0], 1)[0].value == b"first"
+        for watch in watches:
+            watch.cancel()
+
+
+def test_watch_on_empty_key_is_refused(client):
+    with pytest.raises(EmptyKeyError):
+        client.watch(b"")
+    with pytest.raises(EmptyKeyError):
+        client.watch("")
+
+
+def test_watch_on_a_compacted_revision_raises_with_the_compact_revision(client, etcd_prefix):
+    key = etcd_prefix + b"old"
+    old = client.put(key, b"1").header.revision
+    latest = client.put(key, b"2").header.revision
+    client.compact(latest)
+    watch = client.watch(key, start_revision=old)
+    with pytest.raises(CompactedError) as info:
+        take(watch, 1)
+    assert info.value.compact_revision == latest
+    assert watch.error is info.value
+
+
+def test_watcher_on_a_dead_endpoint_raises(twin):
+    with etcdfast.Client(f"127.0.0.1:{free_port()}", timeout=5) as client:
+        started = time.monotonic()
+        with pytest.raises(Unavailable):
+            client.watch("k")
+        assert time.monotonic() - started < 5
+
+
+def test_callback_form_and_a_callback_that_raises(client, etcd_prefix):
+    seen, errors = [], []
+    ok = client.add_watch_callback(etcd_prefix + b"cb", seen.append)
+
+    def explode(event):
+        raise ValueError("bad callback")
+
+    bad = client.add_watch_callback(etcd_prefix + b"cb", explode, on_error=errors.append)
+    client.put(etcd_prefix + b"cb", b"1")
+    client.put(etcd_prefix + b"cb", b"2")
+    deadline = time.monotonic() + 10
+    while (len(seen) < 2 or not errors) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [e.value for e in seen] == [b"1", b"2"]  # the other watch is unaffected
+    assert isinstance(errors[0], ValueError) and isinstance(bad.error, ValueError)
+    ok.cancel()
+
+
+def test_close_leaves_no_threads(etcd_server, etcd_prefix):
+    def ours():
+        return {t for t in threading.enumerate() if t.name.startswith("etcdfast-")}
+
+    before = ours()
+    client = etcdfast.Client(etcd_server.endpoint, timeout=10)
+    watch = client.watch(etcd_prefix + b"t")
+    client.add_watch_callback(etcd_prefix + b"t2", lambda e: None)
+    client.close()
+    with pytest.raises(etcdfast.ClientClosedError):
+        list(watch)
+    time.sleep(0.3)
+    assert ours() <= before
+
+
+_WRITER = textwrap.dedent("""
+    import sys, time, etcdfast
+    endpoint, prefix, count = sys.argv[1], sys.argv[2].encode(), int(sys.argv[3])
+    deadline = time.monotonic() + 90
+    with etcdfast.Client(endpoint, timeout=2) as client:
+        i = 0
+        while i < count and time.monotonic() < deadline:
+            try:
+                client.put(prefix + b"%06d" % i, b"v%d" % i)
+                i += 1
+            except etcdfast.EtcdError:
+                time.sleep(0.05)  # server down: retry (a retried put may land twice; fine)
+    print(i)
+""")
+
+
+def test_watch_survives_kill_9_and_restart_without_loss_or_repeats(twin):
+    count = 600
+    with EtcdServer() as server:
+        with etcdfast.Client(server.endpoint, timeout=10) as client:
+            prefix = b"/fault/"
+            start = client.put(b"/fault-start", b"x").header.revision + 1
+            watch = client.watch(prefix, prefix=True, start_revision=start)
+            writer = subprocess.Popen(
+                [sys.executable, "-c", _WRITER, server.endpoint, prefix.decode(), str(count)],
+                stdout=subprocess.PIPE, text=True,
+            )
+            seen = []
+            try:
+                while len(seen) < 150:
+                    seen.extend(watch.get(timeout=20))
+                server.kill()
+                time.sleep(0.5)
+                server.restart()
+                assert writer.wait(timeout=120) == 0
+                assert int(writer.stdout.read()) == count
+                final = client.get(prefix, prefix=True, count_only=True).header.revision
+                while not seen or seen[-1].revision < final:
+                    seen.extend(watch.get(timeout=20))
+            finally:
+                if writer.poll() is None:
+                    writer.kill()
+            revisions = [e.revision for e in seen]
+            assert revisions == sorted(set(revisions)), "an event was repeated or reordered"
+            replay = client.watch(prefix, prefix=True, start_revision=start)
+            expected = []
+            while len(expected) < len(seen):
+                expected.extend(replay.get(timeout=20))
+            assert [(e.revision, e.key, e.value) for e in seen] == [
+                (e.revision, e.key, e.value) for e in expected
+            ]
+            assert {e.key for e in seen} == {prefix + b"%06d" % i for i in range(count)}
+
+
+def test_compaction_while_disconnected_ends_the_watch_with_the_compact_revision(monkeypatch, twin):
+    # Hold the reconnect back long enough to compact while the watch is away.
+    from etcdfast import _backoff
+
+    monkeypatch.setattr(_backoff.Backoff, "next_delay", lambda self: 2.0)
+    with EtcdServer() as server:
+        with etcdfast.Client(server.endpoint, timeout=10) as watcher_client:
+            watch = watcher_client.watch("/c/", prefix=True)
+            watcher_client.put("/c/1", "a")
+            assert take(watch, 1)[0].value == b"a"
+            server.kill()
+            server.restart()
+            with etcdfast.Client(server.endpoint, timeout=10) as other:
+                other.put("/c/2", "b")
+                latest = other.put("/c/3", "c").header.revision
+                other.compact(latest)
+            with pytest.raises(CompactedError) as info:
+                take(watch, 10, timeout=15)
+            assert info.value.compact_revision == latest

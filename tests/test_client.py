@@ -137,3 +137,58 @@ def test_malformed_response_raises_protocol_error(twin, answer):
                 client.get("k")
     finally:
         server.stop(0)
+
+
+class _FlakyKV:
+    """A fake KV answering every call with UNAVAILABLE after receiving it.
+
+    A real etcd cannot be made to fail *after* a request arrived on demand;
+    this is what tells a client "the call may or may not have run".
+    """
+
+    def __init__(self) -> None:
+        self.calls: dict = {}
+
+    def service(self) -> grpc.GenericRpcHandler:
+        def answer(name):
+            def handler(request, context):
+                self.calls[name] = self.calls.get(name, 0) + 1
+                context.abort(grpc.StatusCode.UNAVAILABLE, "etcdserver: leader changed")
+            return grpc.unary_unary_rpc_method_handler(handler)
+
+        return grpc.method_handlers_generic_handler(
+            "etcdserverpb.KV", {name: answer(name) for name in ("Range", "Put", "Txn")}
+        )
+
+
+def test_go_retry_rules_reads_retried_writes_not(twin):
+    flaky = _FlakyKV()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.add_generic_rpc_handlers((flaky.service(),))
+    server.start()
+    try:
+        with etcdfast.Client(f"127.0.0.1:{port}", timeout=5, max_retries=2) as client:
+            with pytest.raises(Unavailable):
+                client.get("k")
+            with pytest.raises(Unavailable):
+                client.put("k", "v")
+            with pytest.raises(Unavailable):
+                client.txn(success=[etcdfast.Op.put("k", "v")])
+    finally:
+        server.stop(0)
+    # the read was repeated, the writes reached the server once and stayed that way
+    assert flaky.calls == {"Range": 3, "Put": 1, "Txn": 1}
+
+
+def test_writes_to_a_dead_endpoint_are_retried_within_the_deadline():
+    # Nothing can have been sent, so even a put is retried -- and still
+    # fails fast, as Unavailable, inside its deadline.
+    with etcdfast.Client(f"127.0.0.1:{free_port()}", timeout=3, max_retries=2) as client:
+        started = time.monotonic()
+        with pytest.raises(Unavailable) as info:
+            client.put("k", "v")
+        assert time.monotonic() - started < 3
+    from etcdfast.transport import never_sent
+
+    assert never_sent(info.value)

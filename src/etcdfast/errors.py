@@ -11,6 +11,7 @@ derive from the builtin that a Python caller would naturally catch
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Dict, Optional, Sequence, Tuple, Type
 
 if TYPE_CHECKING:  # grpc is only needed when a real call fails
@@ -39,6 +40,7 @@ __all__ = [
     "LeaseNotFoundError",
     "LeaseExistsError",
     "LeaseTTLTooLargeError",
+    "LeaseExpiredError",
     "ResourceExhaustedError",
     "NoSpaceError",
     "TooManyRequestsError",
@@ -67,8 +69,12 @@ __all__ = [
     "TooManyLearnersError",
     "NotEnoughStartedMembersError",
     "NotSupportedForLearnerError",
+    "BadLeaderTransfereeError",
+    "SnapshotIntegrityError",
     "Unavailable",
     "NoLeaderError",
+    "TLSError",
+    "OutcomeUnknownError",
     "NotLeaderError",
     "LeaderChangedError",
     "RequestTimedOutError",
@@ -78,6 +84,7 @@ __all__ = [
     "CancelledError",
     "CorruptError",
     "InternalError",
+    "BulkWriteError",
     "from_rpc_error",
 ]
 
@@ -214,6 +221,11 @@ class LeaseExistsError(LeaseError, FailedPreconditionError):
     """A lease with the requested ID already exists."""
 
 
+class LeaseExpiredError(LeaseNotFoundError):
+    """A kept-alive lease was lost: it expired (no refresh reached the server in
+    time) or was revoked elsewhere. Keys attached to it are gone."""
+
+
 class LeaseTTLTooLargeError(LeaseError, InvalidArgumentError):
     """The TTL is above etcd's maximum (9,000,000,000 s)."""
 
@@ -342,6 +354,15 @@ class NotSupportedForLearnerError(ClusterError, FailedPreconditionError):
     """The member is a learner; this call must go to a voting member."""
 
 
+class BadLeaderTransfereeError(ClusterError, FailedPreconditionError):
+    """``move_leader`` names a member that does not exist or is a learner."""
+
+
+class SnapshotIntegrityError(EtcdError):
+    """A snapshot is truncated or its SHA-256 checksum (the last 32 bytes etcd
+    appends to the database) does not match its content."""
+
+
 # -- availability
 
 
@@ -365,6 +386,17 @@ class Unavailable(EtcdError, ConnectionError):
         self.endpoint = endpoint
 
 
+class ReauthenticatingError(Unavailable):
+    """Internal: a stream's auth token went stale; the client logs in again and
+    reconnects. Never reaches callers (streams resume, calls are repeated)."""
+
+
+class TLSError(Unavailable):
+    """The TLS handshake failed: untrusted or expired server certificate, a
+    client certificate the server refused, or a name mismatch. The message
+    says which, and the endpoint."""
+
+
 class NoLeaderError(Unavailable):
     """The member has no leader (it is partitioned or the cluster lost quorum)."""
 
@@ -375,12 +407,22 @@ class NotLeaderError(Unavailable):
     code = "FAILED_PRECONDITION"
 
 
-class LeaderChangedError(Unavailable):
+class OutcomeUnknownError(EtcdError):
+    """Mixin: the request may or may not have been applied.
+
+    Raised for a write that reached the server but whose result was lost
+    ("request timed out", "leader changed", a deadline that expired in
+    flight). Never retried automatically; read the key to find out. Errors
+    *without* this base mean the request was not executed.
+    """
+
+
+class LeaderChangedError(Unavailable, OutcomeUnknownError):
     """Leadership changed while the request was in flight; a write may or may not
     have been applied."""
 
 
-class RequestTimedOutError(Unavailable):
+class RequestTimedOutError(Unavailable, OutcomeUnknownError):
     """The server gave up waiting for consensus; a write may or may not have been
     applied."""
 
@@ -393,7 +435,7 @@ class UnhealthyClusterError(Unavailable):
     pass
 
 
-class Timeout(EtcdError, TimeoutError):
+class Timeout(OutcomeUnknownError, TimeoutError):
     """The call did not finish within its deadline (``timeout=``)."""
 
     code = "DEADLINE_EXCEEDED"
@@ -411,6 +453,41 @@ class CorruptError(EtcdError):
 
 class InternalError(EtcdError):
     code = "INTERNAL"
+
+
+class BulkWriteError(EtcdError):
+    """``put_many`` stopped part-way; says exactly what is committed.
+
+    * ``committed``: the resume index -- every item before it (counted from
+      the start of the input) is committed; ``committed_batches`` Txns hold them.
+    * ``cause``: what stopped the load (a typed :class:`EtcdError` from the
+      server, or the bad input item's error, or the input's own exception).
+    * ``uncertain``: ``(start, stop)`` item ranges whose Txn outcome is unknown
+      (a timeout or UNAVAILABLE while in flight: applied or not).
+    * ``committed_after``: ``(start, stop)`` item ranges after ``committed``
+      that did commit (batches run concurrently and may finish out of order).
+
+    Resuming with the items from ``committed`` on is always safe: puts are
+    idempotent in their final state, so at worst the ``uncertain`` and
+    ``committed_after`` items are written twice.
+    """
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        committed: int = 0,
+        committed_batches: int = 0,
+        cause: Optional[BaseException] = None,
+        uncertain: Sequence[Tuple[int, int]] = (),
+        committed_after: Sequence[Tuple[int, int]] = (),
+    ):
+        super().__init__(message, code=getattr(cause, "code", None))
+        self.committed = committed
+        self.committed_batches = committed_batches
+        self.cause = cause
+        self.uncertain = list(uncertain)
+        self.committed_after = list(committed_after)
 
 
 # Server messages (etcd's rpctypes, identical in 3.4 and 3.5) -> class.
@@ -457,6 +534,7 @@ _BY_MESSAGE: Dict[str, Type[EtcdError]] = {
         NotEnoughStartedMembersError
     ),
     "etcdserver: rpc not supported for learner": NotSupportedForLearnerError,
+    "etcdserver: bad leader transferee": BadLeaderTransfereeError,
     "etcdserver: no leader": NoLeaderError,
     "etcdserver: not leader": NotLeaderError,
     "etcdserver: leader changed": LeaderChangedError,
@@ -490,6 +568,9 @@ _BY_CODE: Dict[str, Type[EtcdError]] = {
 }
 
 
+_GO_STATUS = re.compile(r"rpc error: code = (\w+) desc = (.*)\Z", re.S)
+
+
 def classify(code_name: str, details: str) -> Tuple[Type[EtcdError], str]:
     """Pick the exception class for a status code name and server message.
 
@@ -497,6 +578,11 @@ def classify(code_name: str, details: str) -> Tuple[Type[EtcdError], str]:
     :func:`from_rpc_error` so that watch cancel reasons (a message without a
     status) map through the same table.
     """
+    wrapped = _GO_STATUS.match(details)
+    if wrapped is not None:
+        # A Go status rendered as text (watch cancel reasons): use its parts.
+        code_name = re.sub(r"(?<!^)(?=[A-Z])", "_", wrapped.group(1)).upper()
+        details = wrapped.group(2)
     cls = _BY_MESSAGE.get(details)
     if cls is not None:
         return cls, details
@@ -521,6 +607,28 @@ def classify(code_name: str, details: str) -> Tuple[Type[EtcdError], str]:
     return _BY_CODE.get(code_name, EtcdError), details
 
 
+# What the BoringSSL reason in grpc's handshake error means, in words.
+_TLS_REASONS = (
+    ("certificate_verify_failed: certificate has expired", "the server's certificate has expired"),
+    ("certificate_verify_failed", "the server's certificate is not trusted by the CA given (ca_cert=)"),
+    ("alert_bad_certificate", "the server refused the client certificate (or none was given: cert=/key=)"),
+    ("alert_certificate_expired", "the server says the client certificate has expired"),
+    ("alert_unknown_ca", "the server does not trust the CA of the client certificate"),
+    ("wrong_version_number", "the endpoint does not speak TLS (use http:// or drop ca_cert=)"),
+    ("peer name", "the server's certificate does not match the endpoint's name (server_name=)"),
+)
+
+
+def _tls_diagnosis(details: str) -> Optional[str]:
+    lowered = details.lower()
+    if "handshake" not in lowered and "ssl" not in lowered:
+        return None
+    for marker, meaning in _TLS_REASONS:
+        if marker in lowered:
+            return meaning
+    return "the TLS handshake failed"
+
+
 def from_rpc_error(exc: "grpc.RpcError", endpoints: Sequence[str] = ()) -> EtcdError:
     """Turn a ``grpc.RpcError`` into the matching :class:`EtcdError` subclass."""
     code = exc.code() if hasattr(exc, "code") else None
@@ -529,6 +637,10 @@ def from_rpc_error(exc: "grpc.RpcError", endpoints: Sequence[str] = ()) -> EtcdE
     cls, message = classify(code_name, details)
     where = ", ".join(endpoints)
     if issubclass(cls, Unavailable):
+        diagnosis = _tls_diagnosis(details) if cls is Unavailable else None
+        if diagnosis is not None:
+            return TLSError(f"TLS with {where or 'the server'} failed: {diagnosis} ({details})",
+                            code=code_name, details=details, endpoint=where or None)
         if cls is Unavailable and where:
             message = f"etcd endpoint(s) {where} unavailable: {details}"
         return cls(message, code=code_name, details=details, endpoint=where or None)

@@ -27,26 +27,29 @@ Installed with etcdfast, the pytest plugin gives your own tests these fixtures:
 from __future__ import annotations
 
 import atexit
+import functools
 import http.client
 import os
 import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
 import time
 import uuid
-import weakref
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Iterator, Mapping, Sequence
+from typing import IO, TYPE_CHECKING, Iterator, Mapping, NamedTuple, Optional, Sequence, Set
 
 if TYPE_CHECKING:
     import pytest
 
 __all__ = [
+    "Certificates",
+    "make_certificates",
     "EtcdBinaryNotFound",
     "EtcdServer",
     "EtcdStartError",
@@ -135,6 +138,34 @@ def _port_is_free(port: int) -> bool:
     return True
 
 
+def _listening_inodes(port: int) -> Optional[Set[str]]:
+    """Socket inodes listening on ``port`` (from /proc/net/tcp*), or None without /proc."""
+    found: Set[str] = set()
+    seen_any = False
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                lines = f.readlines()[1:]
+        except OSError:
+            continue
+        seen_any = True
+        for line in lines:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                found.add(inode)
+    return found if seen_any else None
+
+
+def _process_state(pid: int) -> Optional[str]:
+    """The one-letter state of a process from /proc (``T``: stopped), None without /proc."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
 def _temp_root() -> str | None:
     explicit = os.environ.get(_TMP_ENV)
     if explicit:
@@ -145,9 +176,63 @@ def _temp_root() -> str | None:
     return None
 
 
+class Certificates(NamedTuple):
+    """PEM files made by :func:`make_certificates` (paths)."""
+
+    ca: str
+    server_cert: str
+    server_key: str
+    client_cert: str
+    client_key: str
+    #: A server certificate that expired the moment it was made.
+    expired_cert: str
+    expired_key: str
+    #: A CA that signed none of the above, for "unknown authority" tests.
+    other_ca: str
+
+
+def _openssl(*args: str, cwd: str) -> None:
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise FileNotFoundError("make_certificates needs the openssl command")
+    subprocess.run([openssl, *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+def make_certificates(directory: str | os.PathLike[str], client_name: str = "root") -> Certificates:
+    """Make a throw-away CA and certificates for TLS tests (P-256 keys; uses ``openssl``).
+
+    The server certificate is valid for ``127.0.0.1`` and ``localhost``; the
+    client certificate's CN is ``client_name`` (etcd maps it to a user when
+    ``--client-cert-auth`` is on and no password is given).
+    """
+    d = os.fspath(directory)
+    os.makedirs(d, exist_ok=True)
+    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    for ca in ("ca", "other-ca"):
+        _openssl("req", "-x509", *key, "-keyout", f"{ca}.key", "-out", f"{ca}.crt",
+                 "-days", "2", "-subj", f"/CN=etcdfast test {ca}", cwd=d)
+    with open(os.path.join(d, "server.ext"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n")
+    with open(os.path.join(d, "client.ext"), "w") as f:
+        f.write("extendedKeyUsage=clientAuth\n")
+    for name, cn, ext, days in (("server", "localhost", "server.ext", "2"),
+                                ("client", client_name, "client.ext", "2"),
+                                ("expired", "localhost", "server.ext", "0")):
+        _openssl("req", *key, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={cn}", cwd=d)
+        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+                 "-CAcreateserial", "-out", f"{name}.crt", "-days", days, "-extfile", ext, cwd=d)
+    path = functools.partial(os.path.join, d)
+    return Certificates(
+        path("ca.crt"), path("server.crt"), path("server.key"), path("client.crt"),
+        path("client.key"), path("expired.crt"), path("expired.key"), path("other-ca.crt"),
+    )
+
+
 # Every server still running at interpreter exit is killed by its PID, so a
 # failed test run never leaves etcd processes behind.
-_LIVE: "weakref.WeakSet[EtcdServer]" = weakref.WeakSet()
+# A strong set: a running server nobody references any more must still be
+# found here and killed at exit (close() removes it).
+_LIVE: "Set[EtcdServer]" = set()
 
 
 @atexit.register
@@ -182,10 +267,16 @@ class EtcdServer:
         env: Mapping[str, str] | None = None,
         startup_timeout: float = 30.0,
         log_path: str | os.PathLike[str] | None = None,
+        tls: Optional[Certificates] = None,
+        client_cert_auth: bool = False,
     ) -> None:
         self.binary = find_etcd_binary(binary)
         self.name = name
         self.extra_args = list(extra_args)
+        #: With ``tls``, clients connect over https with the server cert from
+        #: it (and must show a client cert signed by its CA if ``client_cert_auth``).
+        self.tls = tls
+        self.client_cert_auth = client_cert_auth
         self.env = dict(env) if env is not None else None
         self.startup_timeout = startup_timeout
         self._fixed_ports = client_port is not None or peer_port is not None
@@ -211,12 +302,13 @@ class EtcdServer:
 
     @property
     def endpoint(self) -> str:
-        """``127.0.0.1:<client port>``, what :class:`etcdfast.Client` takes."""
-        return f"127.0.0.1:{self.client_port}"
+        """What :class:`etcdfast.Client` takes: ``127.0.0.1:<port>`` (``https://...`` with TLS)."""
+        return self.client_url if self.tls else f"127.0.0.1:{self.client_port}"
 
     @property
     def client_url(self) -> str:
-        return f"http://127.0.0.1:{self.client_port}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.client_port}"
 
     @property
     def peer_url(self) -> str:
@@ -254,6 +346,11 @@ class EtcdServer:
             "--initial-advertise-peer-urls", self.peer_url,
             "--log-outputs", "stderr",
         ]
+        if self.tls is not None:
+            args += ["--cert-file", self.tls.server_cert, "--key-file", self.tls.server_key,
+                     "--trusted-ca-file", self.tls.ca]
+            if self.client_cert_auth:
+                args.append("--client-cert-auth")
         if not any(arg.startswith("--initial-cluster") for arg in self.extra_args):
             args += ["--initial-cluster", f"{self.name}={self.peer_url}"]
         if self.version >= (3, 5, 0):
@@ -307,16 +404,45 @@ class EtcdServer:
         while time.monotonic() < deadline:
             if self._process is None or self._process.poll() is not None:
                 raise EtcdStartError(f"etcd exited during start-up:\n{self.log_tail()}")
-            if self.healthy(timeout=0.5):
+            if self.healthy(timeout=0.5) and self._owns_client_port():
                 return
             time.sleep(0.05)
         raise EtcdStartError(
             f"etcd did not answer on {self.client_url} within {self.startup_timeout} s:\n{self.log_tail()}"
         )
 
+    def _owns_client_port(self) -> bool:
+        # Another etcd (say, a parallel test run) can grab the port between
+        # our check and etcd's bind; its /health would then answer for ours.
+        # On Linux, make sure the listening socket is our process's.
+        if self._process is None:
+            return False
+        inodes = _listening_inodes(self.client_port)
+        if inodes is None:
+            return self._process.poll() is None  # no /proc: best effort
+        try:
+            fds = os.listdir(f"/proc/{self._process.pid}/fd")
+        except OSError:
+            return False
+        for fd in fds:
+            try:
+                link = os.readlink(f"/proc/{self._process.pid}/fd/{fd}")
+            except OSError:
+                continue
+            if link.startswith("socket:[") and link[8:-1] in inodes:
+                return True
+        return False
+
     def healthy(self, timeout: float = 1.0) -> bool:
         """True when etcd's ``/health`` endpoint reports a working member."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.client_port, timeout=timeout)
+        conn: http.client.HTTPConnection
+        if self.tls is not None:
+            context = ssl.create_default_context(cafile=self.tls.ca)
+            context.load_cert_chain(self.tls.client_cert, self.tls.client_key)
+            conn = http.client.HTTPSConnection("127.0.0.1", self.client_port, timeout=timeout,
+                                               context=context)
+        else:
+            conn = http.client.HTTPConnection("127.0.0.1", self.client_port, timeout=timeout)
         try:
             conn.request("GET", "/health")
             body = conn.getresponse().read()
@@ -376,6 +502,12 @@ class EtcdServer:
             raise RuntimeError("server is not running")
         self._process.send_signal(signal.SIGSTOP)
         self._paused = True
+        # Signals are delivered asynchronously: until every thread has
+        # stopped, etcd may still answer a request sent after pause().
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline and _process_state(self._process.pid) not in ("T", None):
+            time.sleep(0.005)
+        time.sleep(0.02)  # threads of a Go process stop one by one; let the last settle
 
     def resume(self) -> None:
         """Undo :meth:`pause` (SIGCONT)."""

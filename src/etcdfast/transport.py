@@ -9,12 +9,22 @@ add only the IO.
 from __future__ import annotations
 
 import ipaddress
+import os
+import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 from urllib.parse import urlsplit
 
 from . import _schema
-from ._request import check_timeout, tracker
-from .errors import CompactedError, EtcdError, from_rpc_error
+from ._backoff import Backoff
+from ._request import Request, check_timeout, tracker
+from .errors import (
+    AuthOldRevisionError,
+    CompactedError,
+    EtcdError,
+    InvalidAuthTokenError,
+    ReauthenticatingError,
+    from_rpc_error,
+)
 
 __all__ = ["Endpoint", "parse_endpoints", "ClientCore", "DEFAULT_TIMEOUT"]
 
@@ -23,6 +33,11 @@ DEFAULT_TIMEOUT = 30.0
 #: grpcio refuses responses over 4 MiB by default; a 100k-key range is ~16 MB.
 #: etcd's Go client accepts up to 2 GiB - 1, and so do we.
 DEFAULT_MAX_RECEIVE = 2**31 - 1
+#: Attempts after the first for calls that are safe to retry (see ClientCore._retry_delay).
+DEFAULT_MAX_RETRIES = 3
+#: HTTP/2 keepalive pings: every 10 s, a connection silent for 10 s more is dead.
+DEFAULT_KEEPALIVE_TIME = 10.0
+DEFAULT_KEEPALIVE_TIMEOUT = 10.0
 #: Go's default: a little above etcd's 1.5 MiB --max-request-bytes, so the
 #: server's own "request is too large" answer is what most callers see.
 DEFAULT_MAX_SEND = 2 * 1024 * 1024
@@ -31,6 +46,35 @@ WATCH = "/etcdserverpb.Watch/Watch"
 RANGE = "/etcdserverpb.KV/Range"
 
 EndpointsLike = Union[str, Sequence[str]]
+#: A PEM file's path, or its content as bytes.
+PathOrBytes = Union[str, "os.PathLike[str]", bytes]
+
+AUTHENTICATE = "/etcdserverpb.Auth/Authenticate"
+_decode_authenticate = _schema.decoder("etcdserverpb.AuthenticateResponse", lambda m: str(m.token))
+
+
+def _pem(value: Optional[PathOrBytes], what: str) -> Optional[bytes]:
+    if value is None or isinstance(value, bytes):
+        return value
+    try:
+        with open(value, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise FileNotFoundError(f"cannot read the {what} file {os.fspath(value)!r}: {exc.strerror}") from None
+
+
+def tls_credentials(
+    ca_cert: Optional[PathOrBytes], cert: Optional[PathOrBytes], key: Optional[PathOrBytes]
+) -> Any:
+    """grpc channel credentials: server verified by ``ca_cert`` (default: system roots),
+    and a client certificate for mTLS when ``cert``/``key`` are given."""
+    import grpc
+
+    return grpc.ssl_channel_credentials(
+        root_certificates=_pem(ca_cert, "CA certificate"),
+        private_key=_pem(key, "client key"),
+        certificate_chain=_pem(cert, "client certificate"),
+    )
 
 
 class Endpoint:
@@ -132,10 +176,30 @@ class ClientCore:
         max_receive_message_length: int = DEFAULT_MAX_RECEIVE,
         max_send_message_length: int = DEFAULT_MAX_SEND,
         grpc_options: Sequence[Tuple[str, Any]] = (),
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        keepalive_time: Optional[float] = DEFAULT_KEEPALIVE_TIME,
+        keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT,
+        keepalive_permit_without_calls: bool = True,
+        require_leader: bool = False,
+        user: Optional[str] = None,
+        password: Optional[str] = None,
+        ca_cert: Optional[PathOrBytes] = None,
+        cert: Optional[PathOrBytes] = None,
+        key: Optional[PathOrBytes] = None,
+        server_name: Optional[str] = None,
     ) -> None:
         self._endpoints = parse_endpoints(endpoints)
-        if any(e.secure for e in self._endpoints):
-            raise NotImplementedError("https:// endpoints (TLS) are not supported yet")
+        secure = any(e.secure for e in self._endpoints) or ca_cert is not None or cert is not None
+        if (cert is None) != (key is None):
+            raise ValueError("a client certificate needs both cert= and key=")
+        # Read the files now, so a wrong path fails here and not at the first call.
+        self._credentials = tls_credentials(ca_cert, cert, key) if secure else None
+        if (user is None) != (password is None):
+            raise ValueError("user= and password= go together")
+        self._user = user
+        # Name-mangled and never printed: see __repr__ and _login.
+        self.__password = password
+        self._token: Optional[str] = None
         self._timeout = check_timeout(timeout)
         self._target, lb_options = channel_target(self._endpoints)
         self._options: List[Tuple[str, Any]] = [
@@ -143,8 +207,31 @@ class ClientCore:
             ("grpc.max_send_message_length", int(max_send_message_length)),
             ("grpc.primary_user_agent", "etcdfast"),
             *lb_options,
-            *grpc_options,
         ]
+        if keepalive_time is not None:
+            # Pings find a dead connection (a member cut off by the network)
+            # within keepalive_time + keepalive_timeout, even with no call in
+            # flight. etcd refuses pings more often than every 5 s by default.
+            self._options += [
+                ("grpc.keepalive_time_ms", int(keepalive_time * 1000)),
+                ("grpc.keepalive_timeout_ms", int(keepalive_timeout * 1000)),
+                ("grpc.keepalive_permit_without_calls", int(keepalive_permit_without_calls)),
+                ("grpc.http2.max_pings_without_data", 0),
+            ]
+        if server_name is not None:
+            # The name the server certificate must carry, when it differs
+            # from the host in the endpoint (e.g. connecting by IP).
+            self._options.append(("grpc.ssl_target_name_override", server_name))
+        self._options += list(grpc_options)  # the caller's word is final
+        self.max_retries = max_retries
+        # "hasleader" makes the member refuse calls (NoLeaderError) instead of
+        # stalling while it is cut off from its leader: etcd's WithRequireLeader.
+        self._base_metadata: Tuple[Tuple[str, str], ...] = (
+            (("hasleader", "true"),) if require_leader else ()
+        )
+        self._metadata: Optional[Tuple[Tuple[str, str], ...]] = self._base_metadata or None
+        #: True while calls must first authenticate (user given, no token yet).
+        self._needs_login = user is not None
         self._handles: Dict[str, Any] = {}
         self._revisions = tracker()
         self._closed = False
@@ -167,9 +254,44 @@ class ClientCore:
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
-        return f"<{type(self).__name__} {','.join(self.endpoints)} {state}>"
+        who = f" user={self._user!r}" if self._user is not None else ""
+        return f"<{type(self).__name__} {','.join(self.endpoints)}{who} {state}>"
 
     # -- for the drivers -----------------------------------------------------
+
+    def _new_channel(self, grpc_module: Any) -> Any:
+        """A channel from ``grpc`` or ``grpc.aio``, with TLS when configured."""
+        if self._credentials is not None:
+            return grpc_module.secure_channel(self._target, self._credentials, options=self._options)
+        return grpc_module.insecure_channel(self._target, options=self._options)
+
+    def _login_request(self) -> bytes:
+        message = _schema.message("etcdserverpb.AuthenticateRequest")
+        return message(name=self._user, password=self.__password).SerializeToString()  # type: ignore[no-any-return]
+
+    def _set_token(self, raw_response: bytes) -> None:
+        token = _decode_authenticate(raw_response, self._revisions)
+        self._token = token
+        self._metadata = (*self._base_metadata, ("token", token))
+        self._needs_login = False
+
+    def _forget_token(self) -> None:
+        """After "invalid auth token"/"auth revision is old": log in again before the next call."""
+        if self._user is not None:
+            self._token = None
+            self._metadata = self._base_metadata or None
+            self._needs_login = True
+
+    def _is_stale_token(self, error: EtcdError) -> bool:
+        return self._user is not None and isinstance(error, (InvalidAuthTokenError, AuthOldRevisionError))
+
+    def _stream_error(self, exc: Exception) -> EtcdError:
+        """Errors of the watch/keep-alive streams: a stale token means "log in and reconnect"."""
+        error = exc if isinstance(exc, EtcdError) else self._error(exc)
+        if self._is_stale_token(error):
+            self._forget_token()
+            return ReauthenticatingError(f"auth token refreshed after: {error}")
+        return error
 
     def _deadline(self, timeout: Optional[float]) -> Optional[float]:
         return timeout if timeout is not None else self._timeout
@@ -177,9 +299,45 @@ class ClientCore:
     def _error(self, exc: Any) -> EtcdError:
         return from_rpc_error(exc, self.endpoints)
 
+    def _retry_delay(self, request: Request[Any], error: EtcdError, attempt: int,
+                     backoff: Backoff, deadline: Optional[float]) -> Optional[float]:
+        """Seconds to wait before retrying ``request`` after ``error``, or None: give up.
+
+        Go's clientv3 rules: a *repeatable* call (a read, or a write whose
+        repetition cannot change anything twice) is retried on UNAVAILABLE; a
+        *non-repeatable* one only when the request provably never left the
+        client (no connection could be made). UNAVAILABLE alone does not mean
+        "not executed" -- retrying a put on it could apply it twice.
+        """
+        if attempt >= self.max_retries or error.code != "UNAVAILABLE":
+            return None
+        if not request.repeatable and not never_sent(error):
+            return None
+        delay = backoff.next_delay()
+        if deadline is not None and time.monotonic() + delay >= deadline:
+            return None
+        return delay
+
     @staticmethod
     def _wants_compact_revision(method: str, error: EtcdError) -> bool:
         return method == RANGE and isinstance(error, CompactedError)
+
+
+# grpc-core's words for "no connection, nothing was sent" (the call failed
+# while choosing a connection), and Go's own equivalents.
+_NEVER_SENT = (
+    "failed to connect to all addresses",
+    "connection refused",
+    "there is no address available",
+    "there is no connection available",
+    "dns resolution failed",
+)
+
+
+def never_sent(error: EtcdError) -> bool:
+    """True when an UNAVAILABLE error proves the request never reached a server."""
+    details = (error.details or str(error)).lower()
+    return any(marker in details for marker in _NEVER_SENT)
 
 
 # The compact revision is not part of etcd's "required revision has been

@@ -1,0 +1,562 @@
+"""Bulk loading and streaming reads (etcdfast.bulk) with the sync client.
+
+Everything that touches the network runs against a real etcd, once per codec
+twin; the fault test kills its own etcd server mid-load and resumes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import threading
+
+import pytest
+from bulk_helpers import crash_safe_etcd, revision_runs
+
+import etcdfast
+from etcdfast import _schema, bulk
+from etcdfast.errors import (
+    BulkWriteError,
+    ClientClosedError,
+    CompactedError,
+    EmptyKeyError,
+    EtcdError,
+    InvalidArgumentError,
+    LeaseNotFoundError,
+    RequestTooLargeError,
+    Timeout,
+    Unavailable,
+)
+from etcdfast.testing import EtcdServer
+from etcdfast.types import BulkResult, KeyValue
+
+
+def keys_of(prefix: bytes, n: int, start: int = 0) -> list:
+    return [prefix + b"%07d" % i for i in range(start, n)]
+
+
+def grant_lease(client: etcdfast.Client, ttl: int) -> int:
+    """A lease ID: the client's own ``grant`` if it has one, else the raw RPC."""
+    if hasattr(client, "grant"):
+        return int(client.grant(ttl).id)
+    request = _schema.message("etcdserverpb.LeaseGrantRequest")(TTL=ttl)
+    raw = client._channel.unary_unary("/etcdserverpb.Lease/LeaseGrant")(
+        request.SerializeToString(), timeout=10
+    )
+    return int(_schema.message("etcdserverpb.LeaseGrantResponse").FromString(raw).ID)
+
+
+# -- put_many -----------------------------------------------------------------
+
+
+def test_put_many_round_trip(client, etcd_prefix, twin):
+    # 200k keys once (fast twin); the pure twin checks the same on fewer keys.
+    n = 200_000 if twin.name == "fast" else 20_000
+    result = client.put_many((etcd_prefix + b"%07d" % i, b"value-%d" % i) for i in range(n))
+    assert isinstance(result, BulkResult)
+    assert result.keys == n and result.batches == -(-n // 128)
+    assert 0 < result.first_revision <= result.last_revision and result.elapsed > 0
+    assert client.count(etcd_prefix, prefix=True) == n
+
+    kvs = []
+    revisions = set()
+    for i, kv in enumerate(client.iter_range(etcd_prefix, prefix=True, page_size=5000)):
+        assert kv.key == etcd_prefix + b"%07d" % i and kv.value == b"value-%d" % i
+        assert kv.version == 1 and kv.lease == 0 and kv.create_revision == kv.mod_revision
+        kvs.append(kv)
+        revisions.add(kv.mod_revision)
+    assert len(kvs) == n
+    # Each Txn is one contiguous run of input items sharing one mod_revision.
+    runs = revision_runs(kvs)
+    assert len(runs) == len(revisions) == result.batches
+    assert runs == [128] * (n // 128) + ([n % 128] if n % 128 else [])
+    assert min(revisions) == result.first_revision and max(revisions) == result.last_revision
+    assert client.last_revision >= result.last_revision
+    assert client.delete_many(etcd_prefix, prefix=True) == n
+
+
+def test_generator_input_is_read_lazily(client, etcd_prefix):
+    # An endless generator: put_many must never read more than it can send.
+    produced = 0
+    ahead = []
+
+    def endless():
+        nonlocal produced
+        for i in itertools.count():
+            produced += 1
+            yield etcd_prefix + b"%07d" % i, b"v"
+
+    class Enough(Exception):
+        pass
+
+    def progress(committed):
+        ahead.append(produced - committed)
+        if committed >= 3000:
+            raise Enough()
+
+    with pytest.raises(BulkWriteError) as info:
+        client.put_many(endless(), batch_ops=50, concurrency=1, progress=progress)
+    error = info.value
+    assert isinstance(error.cause, Enough) and error.__cause__ is error.cause
+    assert error.committed >= 3000 and error.uncertain == []
+    # One batch in flight, one being filled, plus the item that closed it.
+    assert max(ahead) <= 2 * 50 + 1
+    assert produced <= error.committed + 2 * 50 + 1
+    assert client.count(etcd_prefix, prefix=True) == error.committed + sum(
+        b - a for a, b in error.committed_after
+    )
+
+
+def test_duplicate_keys_last_write_wins(client, etcd_prefix):
+    # 1000 writes over 37 keys: every batch is cut where a key repeats, and a
+    # batch writing a key waits for the earlier batch that wrote it.
+    items = [(etcd_prefix + b"%02d" % (i % 37), b"%d" % i) for i in range(1000)]
+    result = client.put_many(items, concurrency=8)
+    assert result.keys == 1000 and result.batches == -(-1000 // 37)
+    final = dict(items)
+    got = client.get_all(etcd_prefix, prefix=True)
+    assert {kv.key: kv.value for kv in got} == final
+    writes = {key: sum(1 for k, _ in items if k == key) for key in final}
+    assert {kv.key: kv.version for kv in got} == writes
+
+    # The same key back to back: one batch each, in order.
+    key = etcd_prefix + b"same"
+    result = client.put_many([(key, b"1"), (key, "2"), (key, b"3")])
+    assert result.batches == 3 and client.get_value(key) == b"3"
+
+
+def test_str_and_bytes_items_and_options(client, etcd_prefix):
+    prefix = etcd_prefix.decode()
+    result = client.put_many(
+        [(prefix + "s", "välue"), (etcd_prefix + b"b", b"\x00\xff"), (prefix + "e", "")],
+        batch_ops=1, max_batch_bytes=200, concurrency=2, timeout=5,
+    )
+    assert result.keys == 3 and result.batches == 3
+    assert client.get_value(prefix + "s") == "välue".encode()
+    assert client.get_value(etcd_prefix + b"b") == b"\x00\xff"
+    assert client.get_value(prefix + "e") == b""
+
+
+def test_empty_input(client):
+    result = client.put_many([])
+    assert (result.keys, result.batches, result.first_revision, result.last_revision) == (0, 0, 0, 0)
+    assert client.put_many(iter(())).keys == 0
+
+
+def test_progress_reports_the_committed_prefix(client, etcd_prefix):
+    seen = []
+    n = 1000
+    result = client.put_many(
+        ((etcd_prefix + b"%04d" % i, b"v") for i in range(n)),
+        batch_ops=64, concurrency=4, progress=seen.append,
+    )
+    assert len(seen) == result.batches == -(-n // 64)
+    assert seen == sorted(seen) and seen[-1] == n
+    assert all(total % 64 == 0 for total in seen[:-1])
+
+
+def test_progress_runs_on_the_callers_thread(client, etcd_prefix):
+    threads = set()
+    client.put_many(
+        ((etcd_prefix + b"%04d" % i, b"v") for i in range(500)),
+        batch_ops=10, concurrency=8, progress=lambda _: threads.add(threading.get_ident()),
+    )
+    assert threads == {threading.get_ident()}
+
+
+def test_lease_is_attached(client, etcd_prefix):
+    lease = grant_lease(client, 120)
+    result = client.put_many(((etcd_prefix + b"%03d" % i, b"v") for i in range(300)), lease=lease)
+    assert result.keys == 300
+    assert {kv.lease for kv in client.iter_range(etcd_prefix, prefix=True)} == {lease}
+
+
+def test_missing_lease_fails_before_anything_is_written(client, etcd_prefix):
+    with pytest.raises(BulkWriteError) as info:
+        client.put_many(((etcd_prefix + b"%03d" % i, b"v") for i in range(600)),
+                        lease=0x7FFF_FFFF_FFFF, concurrency=4)
+    error = info.value
+    assert isinstance(error.cause, LeaseNotFoundError)
+    assert error.committed == 0 and error.committed_batches == 0
+    # A refused Txn is known not to be applied: nothing is uncertain.
+    assert error.uncertain == [] and error.committed_after == []
+    assert client.count(etcd_prefix, prefix=True) == 0
+
+
+def test_oversize_item_is_refused_before_its_batch_is_sent(client, etcd_prefix):
+    key = etcd_prefix + b"%04d"
+    items = [(key % i, b"v") for i in range(300)] + [(key % 300, b"x" * 5000)]
+    items += [(key % i, b"v") for i in range(301, 400)]
+    with pytest.raises(BulkWriteError) as info:
+        client.put_many(items, max_batch_bytes=4096, batch_ops=100)
+    error = info.value
+    assert isinstance(error.cause, RequestTooLargeError)
+    assert "item 300" in str(error.cause) and repr(key % 300) in str(error.cause)
+    assert error.committed == 300 and error.committed_batches >= 3
+    assert error.uncertain == [] and error.committed_after == []
+    assert "resume from item 300" in str(error)
+    assert client.count(etcd_prefix, prefix=True) == 300
+    assert client.get(key % 300).count == 0
+
+    # As the very first item: nothing at all is sent.
+    with pytest.raises(BulkWriteError) as info:
+        client.put_many([(etcd_prefix + b"big", b"x" * 5000), (etcd_prefix + b"z", b"v")],
+                        max_batch_bytes=4096)
+    assert info.value.committed == 0 and isinstance(info.value.cause, RequestTooLargeError)
+    assert client.count(etcd_prefix + b"big") == 0 and client.count(etcd_prefix + b"z") == 0
+
+
+def test_batch_refused_by_the_server_midway(client, etcd_prefix):
+    # Batch 1 holds three 600 kB values: under the client's limits, over
+    # etcd's 1.5 MiB --max-request-bytes. Batches 0-3 are all in flight
+    # together; 2 and 3 commit after 1 is refused.
+    key = etcd_prefix + b"%04d"
+    big = b"x" * 600_000
+    items = [(key % i, big if 128 <= i < 131 else b"v") for i in range(512)]
+    with pytest.raises(BulkWriteError) as info:
+        client.put_many(items, max_batch_bytes=1_900_000, concurrency=4)
+    error = info.value
+    assert isinstance(error.cause, RequestTooLargeError)
+    assert error.committed == 128 and error.committed_batches == 1
+    assert error.uncertain == []  # refused outright: known not applied
+    assert error.committed_after == [(256, 512)]
+    present = {kv.key for kv in client.iter_range(etcd_prefix, prefix=True, keys_only=True)}
+    assert present == {key % i for i in itertools.chain(range(128), range(256, 512))}
+
+
+def test_bad_input_items(client, etcd_prefix):
+    def good(n):
+        return [(etcd_prefix + b"%03d" % i, b"v") for i in range(n)]
+
+    cases = [
+        (good(10) + [(etcd_prefix + b"x", 123)], TypeError, 10),
+        (good(5) + [(b"", b"v")], EmptyKeyError, 5),
+        (good(7) + [(etcd_prefix + b"x",)], ValueError, 7),
+        (good(3) + [None], TypeError, 3),
+    ]
+    for items, cause, index in cases:
+        client.delete_many(etcd_prefix, prefix=True)
+        with pytest.raises(BulkWriteError) as info:
+            client.put_many(items + good(20), batch_ops=4)
+        assert isinstance(info.value.cause, cause), info.value
+        assert info.value.committed == index
+        assert client.count(etcd_prefix, prefix=True) == index
+
+
+def test_input_iterable_raising(client, etcd_prefix):
+    class Broken(Exception):
+        pass
+
+    def source():
+        for i in range(250):
+            yield etcd_prefix + b"%03d" % i, b"v"
+        raise Broken("disk on fire")
+
+    with pytest.raises(BulkWriteError) as info:
+        client.put_many(source(), batch_ops=100)
+    assert isinstance(info.value.cause, Broken) and info.value.committed == 250
+    assert "disk on fire" in str(info.value)
+    assert client.count(etcd_prefix, prefix=True) == 250
+
+
+def test_invalid_arguments_raise_at_once(client, etcd_prefix):
+    items = [(etcd_prefix + b"k", b"v")]
+    for options, error in [
+        ({"batch_ops": 0}, InvalidArgumentError),
+        ({"max_batch_bytes": -1}, InvalidArgumentError),
+        ({"concurrency": 0}, InvalidArgumentError),
+        ({"concurrency": 1.5}, TypeError),
+        ({"progress": "nope"}, TypeError),
+        ({"timeout": 0}, ValueError),
+        ({"lease": -1}, InvalidArgumentError),
+    ]:
+        with pytest.raises(error):
+            client.put_many(items, **options)
+    with pytest.raises(TypeError):
+        client.put_many(42)
+    assert client.count(etcd_prefix, prefix=True) == 0
+
+
+def test_closed_client(etcd_server, twin):
+    client = etcdfast.Client(etcd_server.endpoint)
+    client.close()
+    with pytest.raises(ClientClosedError):
+        client.put_many([(b"k", b"v")])
+
+
+def test_kill_server_midway_then_resume(twin, tmp_path):
+    """A real crash mid-load: BulkWriteError says where to resume, and resuming
+    from ``.committed`` writes every key exactly once more at most."""
+    n = 30_000
+    prefix = b"/resume/"
+    killed = threading.Event()
+    lock = threading.Lock()
+    killer = threading.Thread(target=lambda: (server.kill(), killed.set()))
+
+    def crash():
+        # kill -9 from another thread, once, while batches are in flight.
+        with lock:
+            if not killer.is_alive() and not killed.is_set():
+                killer.start()
+
+    def progress(committed):
+        if committed >= 8000:
+            crash()
+
+    def items(start=0):
+        for i in range(start, n):
+            if i == 20_000 and not killed.is_set():
+                crash()  # in case the committed prefix lagged behind
+                assert killed.wait(20)  # the rest of the input goes out after the crash
+            yield prefix + b"%06d" % i, b"final-%d" % i
+
+    with EtcdServer(crash_safe_etcd(), log_path=tmp_path / "etcd.log") as server:
+        with etcdfast.Client(server.endpoint, timeout=5) as client:
+            with pytest.raises(BulkWriteError) as info:
+                client.put_many(items(), batch_ops=64, concurrency=4, progress=progress)
+        killer.join()
+        error = info.value
+        assert isinstance(error.cause, EtcdError), error
+        assert bulk.outcome_unknown(error.cause)
+        assert error.committed <= 20_000
+        assert error.committed_batches == error.committed // 64
+
+        server.restart()
+        with etcdfast.Client(server.endpoint, timeout=10) as client:
+            resumed = client.put_many(items(error.committed))
+            assert resumed.keys == n - error.committed
+            kvs = client.get_all(prefix, prefix=True)
+
+    assert [kv.key for kv in kvs] == [prefix + b"%06d" % i for i in range(n)]
+    assert all(kv.value == b"final-%d" % i for i, kv in enumerate(kvs))
+    maybe_twice = {i for a, b in error.uncertain for i in range(a, b)}
+    twice = {i for a, b in error.committed_after for i in range(a, b)}
+    for i, kv in enumerate(kvs):
+        if i in twice:
+            assert kv.version == 2, i
+        elif i in maybe_twice:
+            assert kv.version in (1, 2), i
+        else:
+            assert kv.version == 1, i
+
+
+# -- iter_range, get_all ------------------------------------------------------
+
+
+def fill(client, prefix: bytes, n: int, value: bytes = b"v") -> list:
+    keys = keys_of(prefix, n)
+    client.put_many((k, value) for k in keys)
+    return keys
+
+
+def test_iter_range_reads_one_revision_while_writes_happen(client, etcd_prefix):
+    keys = fill(client, etcd_prefix, 50, b"old")
+    pages = client.iter_range_pages(etcd_prefix, prefix=True, page_size=10)
+    assert pages.revision == 0
+    first = next(pages)
+    pinned = pages.revision
+    assert pinned >= client.last_revision - 0 and len(first) == 10
+    # Writes after the first page: overwrite, add keys inside the range, delete.
+    client.put_many((k, b"new") for k in keys)
+    client.put_many((k + b"+", b"added") for k in keys)
+    client.delete(keys[-1])
+    rest = list(pages)
+    assert [len(page) for page in rest] == [10, 10, 10, 10]
+    seen = first + [kv for page in rest for kv in page]
+    assert [kv.key for kv in seen] == keys
+    assert all(kv.value == b"old" and kv.mod_revision <= pinned for kv in seen)
+    assert pages.revision == pinned
+    # A new iteration sees the present.
+    now = client.get_all(etcd_prefix, prefix=True)
+    assert len(now) == 99 and all(kv.value in (b"new", b"added") for kv in now)
+
+
+def test_iter_range_page_sizes(client, etcd_prefix, monkeypatch):
+    keys = fill(client, etcd_prefix, 10)
+    calls = []
+    execute = client._execute
+
+    def counting(request):
+        calls.append(request)
+        return execute(request)
+
+    monkeypatch.setattr(client, "_execute", counting)
+    for page_size, sizes in [(1, [1] * 10), (5, [5, 5]), (3, [3, 3, 3, 1]), (10, [10]), (11, [10])]:
+        calls.clear()
+        pages = list(client.iter_range_pages(etcd_prefix, prefix=True, page_size=page_size))
+        assert [len(p) for p in pages] == sizes, page_size
+        assert [kv.key for p in pages for kv in p] == keys
+        # An exact multiple needs no extra call for an empty last page.
+        assert len(calls) == len(sizes), page_size
+    calls.clear()
+    for bad, error in [(0, InvalidArgumentError), (-1, InvalidArgumentError), (True, TypeError)]:
+        with pytest.raises(error):
+            client.iter_range(etcd_prefix, prefix=True, page_size=bad)
+    assert calls == []  # checked before any call
+
+
+def test_iter_range_empty_and_single_key(client, etcd_prefix):
+    empty = client.iter_range(etcd_prefix, prefix=True)
+    assert list(empty) == [] and empty.revision > 0
+    assert list(client.iter_range_pages(etcd_prefix + b"nothing")) == []
+    assert client.get_all(etcd_prefix, prefix=True) == []
+    client.put(etcd_prefix + b"one", b"1")
+    client.put(etcd_prefix + b"one-two", b"2")
+    only = list(client.iter_range(etcd_prefix + b"one", page_size=1))
+    assert [(kv.key, kv.value) for kv in only] == [(etcd_prefix + b"one", b"1")]
+    assert isinstance(only[0], KeyValue)
+
+
+def test_iter_range_bounds_and_options(client, etcd_prefix):
+    keys = fill(client, etcd_prefix, 20)
+    ranged = client.get_all(keys[5], range_end=keys[12], page_size=3)
+    assert [kv.key for kv in ranged] == keys[5:12]
+    # from_key runs to the end of the keyspace (other tests' keys follow ours).
+    tail = list(itertools.islice(client.iter_range(keys[17], from_key=True, page_size=2), 3))
+    assert [kv.key for kv in tail] == keys[17:]
+    keys_only = client.get_all(etcd_prefix, prefix=True, keys_only=True, page_size=7)
+    assert [kv.key for kv in keys_only] == keys and {kv.value for kv in keys_only} == {b""}
+    serial = client.get_all(etcd_prefix, prefix=True, serializable=True, page_size=6, timeout=5)
+    assert [kv.key for kv in serial] == keys
+    # A given revision: the past, read in pages.
+    before = client.put(etcd_prefix + b"%07d" % 0, b"changed").header.revision - 1
+    old = client.get_all(etcd_prefix, prefix=True, revision=before, page_size=4)
+    assert [kv.value for kv in old] == [b"v"] * 20
+    it = client.iter_range(etcd_prefix, prefix=True, revision=before)
+    assert it.revision == before
+    with pytest.raises(InvalidArgumentError):
+        client.iter_range(etcd_prefix, prefix=True, from_key=True)
+
+
+def test_iter_range_compacted_mid_iteration(client, etcd_prefix):
+    fill(client, etcd_prefix, 6)
+    pages = client.iter_range_pages(etcd_prefix, prefix=True, page_size=2)
+    next(pages)
+    pinned = pages.revision
+    current = client.put(etcd_prefix + b"later", b"x").header.revision
+    client.compact(current)
+    with pytest.raises(CompactedError) as info:
+        next(pages)
+    assert info.value.compact_revision is not None and info.value.compact_revision > pinned
+    assert pages.revision == pinned  # never silently moved on
+
+
+# -- count, delete_many -------------------------------------------------------
+
+
+def test_count(client, etcd_prefix):
+    keys = fill(client, etcd_prefix, 30)
+    assert client.count(etcd_prefix, prefix=True) == 30
+    assert client.count(keys[10], range_end=keys[20]) == 10
+    assert client.count(keys[0]) == 1 and client.count(etcd_prefix + b"missing") == 0
+    assert client.count(keys[25], from_key=True) >= 5
+    revision = client.delete(keys[0]).header.revision
+    assert client.count(etcd_prefix, prefix=True) == 29
+    assert client.count(etcd_prefix, prefix=True, revision=revision - 1) == 30
+    assert client.count(etcd_prefix, prefix=True, serializable=True, timeout=5) == 29
+    with pytest.raises(EmptyKeyError):
+        client.count("")
+
+
+def test_delete_many(client, etcd_prefix):
+    keys = fill(client, etcd_prefix, 30)
+    assert client.delete_many(keys[0]) == 1
+    assert client.delete_many(keys[0]) == 0
+    assert client.delete_many(keys[10], range_end=keys[20]) == 10
+    assert client.delete_many(keys[25], prefix=True) == 1
+    assert client.delete_many(etcd_prefix, prefix=True) == 18
+    assert client.count(etcd_prefix, prefix=True) == 0
+
+
+# -- the sans-IO core, without a server ---------------------------------------
+
+
+def test_packer_respects_ops_and_bytes(twin):
+    rng = random.Random(4)
+    items = [(b"k%06d" % i, b"v" * rng.choice([0, 1, 100, 3000])) for i in range(2000)]
+    for batch_ops, max_bytes in [(128, 1 << 20), (7, 1 << 20), (128, 9000), (1, 4000)]:
+        packer = bulk.BatchPacker(batch_ops, max_bytes, 0)
+        batches = [b for b in map(packer.add, items) if b is not None] + [packer.flush()]
+        assert [b.seq for b in batches] == list(range(len(batches)))
+        assert batches[0].start == 0 and batches[-1].stop == len(items)
+        for before, after in zip(batches, batches[1:]):
+            assert before.stop == after.start
+        for b in batches:
+            assert 0 < b.stop - b.start <= batch_ops and len(b.payload) <= max_bytes
+            assert b.payload == twin.wire.encode_put_txn(items[b.start:b.stop], 0)
+            assert b.after == -1
+
+
+def test_packer_orders_repeated_keys(twin):
+    packer = bulk.BatchPacker(4, 1 << 20, 0)
+    out = [packer.add((k, b"v")) for k in [b"a", b"b", b"a", b"c", b"d", b"e", b"f", b"b"]]
+    first, second = out[2], out[6]
+    assert (first.start, first.stop, first.after) == (0, 2, -1)  # cut at the repeated b"a"
+    assert (second.start, second.stop, second.after) == (2, 6, 0)  # must wait for batch 0
+    last = packer.flush()
+    assert (last.start, last.stop, last.after) == (6, 8, 0)  # b"b" is still held by batch 0
+    packer.release(first)
+    packer.release(second)
+    # A finished batch's keys are forgotten: no dependency on it.
+    again = bulk.BatchPacker(2, 1 << 20, 0)
+    again.add((b"x", b"1"))
+    again.add((b"y", b"1"))
+    again.release(again.add((b"z", b"1")))
+    assert again.add((b"x", b"2")) is None and again.flush().after == -1
+
+
+def test_ledger_folds_out_of_order_outcomes():
+    seen = []
+    ledger = bulk.BulkLedger(seen.append)
+    batches = [bulk.Batch(i, i * 10, i * 10 + 10, b"x", [], -1) for i in range(5)]
+    for b in batches:
+        ledger.sent(b)
+    ledger.succeeded(2, 30)
+    ledger.succeeded(0, 10)
+    assert (ledger.committed, seen) == (10, [10])
+    ledger.failed(1, Timeout("slow"))
+    ledger.failed(3, LeaseNotFoundError("gone"))
+    ledger.succeeded(4, 50)
+    assert ledger.stopped and ledger.committed == 10 and seen == [10]
+    with pytest.raises(BulkWriteError) as info:
+        ledger.result(1.0)
+    error = info.value
+    assert isinstance(error.cause, Timeout)  # the earliest failure in input order
+    assert error.committed == 10 and error.committed_batches == 1
+    assert error.uncertain == [(10, 20)]  # the timeout; the lease error is a clear refusal
+    assert error.committed_after == [(20, 30), (40, 50)]
+    assert error.code == "DEADLINE_EXCEEDED"
+
+
+def test_outcome_unknown_classification():
+    assert bulk.outcome_unknown(Unavailable("down"))
+    assert bulk.outcome_unknown(Timeout("slow"))
+    assert bulk.outcome_unknown(ClientClosedError("closed"))
+    assert bulk.outcome_unknown(RuntimeError("?"))
+    assert not bulk.outcome_unknown(RequestTooLargeError("big"))
+    assert not bulk.outcome_unknown(LeaseNotFoundError("gone"))
+
+
+def test_txn_revision_matches_the_codec(codec):
+    TxnResponse = _schema.message("etcdserverpb.TxnResponse")
+    rng = random.Random(7)
+    messages = []
+    for _ in range(200):
+        m = TxnResponse(succeeded=rng.random() < 0.9)
+        if rng.random() < 0.95:
+            m.header.revision = rng.choice([0, 1, 127, 128, 2**31, 2**62])
+            m.header.cluster_id = rng.getrandbits(64)
+            m.header.member_id = rng.getrandbits(64)
+            m.header.raft_term = rng.getrandbits(20)
+        for _ in range(rng.randrange(4)):
+            m.responses.add().response_put.header.revision = 5
+        messages.append(m.SerializeToString())
+    # Unusual encodings go through the full decoder: header not first, header
+    # with an unknown length-delimited field.
+    messages.append(TxnResponse(succeeded=True).SerializeToString() + b"\x0a\x02\x18\x05")
+    messages.append(b"\x0a\x05\x18\x09\x2a\x01z")
+    for data in messages:
+        expected = codec.wire.decode_txn(data, None).header.revision
+        tracker = codec.revision.RevisionTracker()
+        assert bulk.txn_revision(data, tracker) == expected
+        assert tracker.last == expected

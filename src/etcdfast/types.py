@@ -20,12 +20,28 @@ __all__ = [
     "DeleteResult",
     "TxnResult",
     "CompactResult",
+    "BulkResult",
     "OpResult",
     "SortOrder",
     "SortTarget",
     "EventType",
     "Event",
     "WatchResponse",
+    "Progress",
+    "LeaseGrant",
+    "LeaseTimeToLive",
+    "LeaseKeepAlive",
+    "Member",
+    "MemberListResult",
+    "MemberAddResult",
+    "AlarmType",
+    "Alarm",
+    "StatusResult",
+    "HashResult",
+    "HashKVResult",
+    "DefragmentResult",
+    "MoveLeaderResult",
+    "SnapshotResult",
 ]
 
 
@@ -144,6 +160,22 @@ class CompactResult(NamedTuple):
     header: ResponseHeader
 
 
+class BulkResult(NamedTuple):
+    """Summary of a completed ``put_many``.
+
+    ``keys`` items were written in ``batches`` atomic Txns; every key of one
+    batch carries the same ``mod_revision``, and the batches' revisions run
+    from ``first_revision`` to ``last_revision`` (both 0 for empty input).
+    ``elapsed`` is the wall time in seconds.
+    """
+
+    keys: int
+    batches: int
+    first_revision: int
+    last_revision: int
+    elapsed: float
+
+
 OpResult = Union[GetResult, PutResult, DeleteResult, TxnResult]
 
 
@@ -220,3 +252,188 @@ class WatchResponse(NamedTuple):
         )
         return (f"WatchResponse(watch_id={self.watch_id}, {', '.join(flags + [f'events={events}'])}, "
                 f"header={self.header!r})")
+
+
+class Progress(NamedTuple):
+    """A progress notification: every change up to ``revision`` has been delivered.
+
+    Yielded by watches created with ``progress_notify=True`` (periodically, or
+    after ``request_progress()``), interleaved with their :class:`Event` items.
+    """
+
+    revision: int
+
+
+class LeaseGrant(NamedTuple):
+    """Answer to a lease grant: the lease ``id`` and the ``ttl`` the server chose."""
+
+    header: ResponseHeader
+    id: int
+    ttl: int
+
+
+class LeaseTimeToLive(NamedTuple):
+    """A lease's remaining ``ttl`` (seconds), its ``granted_ttl`` and, if asked, its ``keys``."""
+
+    header: ResponseHeader
+    id: int
+    ttl: int
+    granted_ttl: int
+    keys: List[bytes]
+
+
+class LeaseKeepAlive(NamedTuple):
+    """Answer to one keep-alive: the lease's renewed ``ttl`` (<= 0: the lease is gone)."""
+
+    header: ResponseHeader
+    id: int
+    ttl: int
+
+
+# -- cluster and maintenance (etcdfast.cluster, etcdfast.maintenance) ----------
+# Member IDs are 64-bit numbers that etcd and etcdctl print in hex; the reprs
+# below do the same so they can be compared with etcdctl's output by eye.
+
+
+class Member(NamedTuple):
+    """One cluster member. ``name`` and ``client_urls`` are empty until a member
+    added with ``member_add`` has started and joined."""
+
+    id: int
+    name: str
+    peer_urls: List[str]
+    client_urls: List[str]
+    is_learner: bool
+
+    @property
+    def started(self) -> bool:
+        """False for a member that was added but has not joined yet (etcdctl's "unstarted")."""
+        return bool(self.name)
+
+    def __repr__(self) -> str:
+        return (
+            f"Member(id={self.id:#x}, name={self.name!r}, peer_urls={self.peer_urls!r}, "
+            f"client_urls={self.client_urls!r}, is_learner={self.is_learner})"
+        )
+
+
+class MemberListResult(NamedTuple):
+    """The cluster's members (after the change, for add/remove/update/promote)."""
+
+    header: ResponseHeader
+    members: List[Member]
+
+    def get(self, member_id: int) -> Optional[Member]:
+        """The member with this ID, or ``None``."""
+        for member in self.members:
+            if member.id == member_id:
+                return member
+        return None
+
+
+class MemberAddResult(NamedTuple):
+    """Answer to ``member_add``: the new ``member`` (not started yet) and all ``members``."""
+
+    header: ResponseHeader
+    member: Member
+    members: List[Member]
+
+
+class AlarmType(IntEnum):
+    """An etcd alarm (etcd ``AlarmType``). ``NONE`` in a request means "any"."""
+
+    NONE = 0
+    NOSPACE = 1  # the backend quota is exhausted: writes are refused
+    CORRUPT = 2  # a data-corruption check failed
+
+
+class Alarm(NamedTuple):
+    """An active alarm raised on one member."""
+
+    member_id: int
+    alarm: AlarmType
+
+    def __repr__(self) -> str:
+        return f"Alarm(member_id={self.member_id:#x}, alarm={self.alarm.name})"
+
+
+class StatusResult(NamedTuple):
+    """Status of the member that answered (``header.member_id``).
+
+    ``leader`` is the leader's member ID (0: no leader); ``db_size`` is the
+    backend file size and ``db_size_in_use`` the part holding live data (the
+    gap is what ``defragment`` gives back); ``errors`` lists the member's
+    problems (active alarms, "no leader").
+    """
+
+    header: ResponseHeader
+    version: str
+    db_size: int
+    leader: int
+    raft_index: int
+    raft_term: int
+    raft_applied_index: int
+    errors: List[str]
+    db_size_in_use: int
+    is_learner: bool
+
+    @property
+    def is_leader(self) -> bool:
+        """True when the answering member is the leader."""
+        return self.leader != 0 and self.leader == self.header.member_id
+
+    def __repr__(self) -> str:
+        return (
+            f"StatusResult(member_id={self.header.member_id:#x}, version={self.version!r}, "
+            f"leader={self.leader:#x}, db_size={self.db_size}, db_size_in_use={self.db_size_in_use}, "
+            f"raft_index={self.raft_index}, raft_term={self.raft_term}, "
+            f"raft_applied_index={self.raft_applied_index}, errors={self.errors!r}, "
+            f"is_learner={self.is_learner}, header={self.header!r})"
+        )
+
+
+class HashResult(NamedTuple):
+    """Hash of the member's whole backend (``header.revision``: the revision it covers).
+    Differs between members even when their data agree; use ``hash_kv`` to compare."""
+
+    header: ResponseHeader
+    hash: int
+
+
+class HashKVResult(NamedTuple):
+    """Hash of the MVCC key-value history up to a revision: equal on every healthy
+    member for the same revision and ``compact_revision``."""
+
+    header: ResponseHeader
+    hash: int
+    compact_revision: int
+
+
+class DefragmentResult(NamedTuple):
+    """Answer to ``defragment`` (of the member that answered)."""
+
+    header: ResponseHeader
+
+
+class MoveLeaderResult(NamedTuple):
+    """Answer to ``move_leader``: leadership has moved to the target."""
+
+    header: ResponseHeader
+
+
+class SnapshotResult(NamedTuple):
+    """A snapshot saved by ``snapshot(path)``, its checksum verified.
+
+    ``size`` is the file's size in bytes, including the 32-byte SHA-256
+    checksum etcd appends to the database (``etcdutl snapshot restore``
+    expects the file exactly so); ``sha256`` is that checksum in hex.
+    ``revision`` is the newest store revision in the snapshot, read back from
+    the saved database (``None`` if it could not be read); ``version`` is the
+    server's storage version (etcd >= 3.6 sends it; empty before).
+    """
+
+    path: str
+    size: int
+    sha256: str
+    revision: Optional[int]
+    version: str

@@ -1,0 +1,170 @@
+"""Codec micro-benchmarks: fast twin vs pure twin vs protobuf message objects.
+
+Run:  python -m pytest bench/test_codec_bench.py --benchmark-only --benchmark-group-by=group
+
+Every group times the same work three ways in one run, so the ratios in
+bench/RESULTS.md come from a single session on a single machine:
+
+* ``fast``     etcdfast._fast (Cython)
+* ``pure``     etcdfast._pure (Python + upb)
+* ``protobuf`` the usual client's way: protobuf message objects built and read
+               attribute by attribute (what python-etcd3/aetcd do)
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from etcdfast import _codec, _schema
+from etcdfast.types import Event, EventType, KeyValue
+
+fast_keys, fast_wire, _, fast_watch = _codec.load("fast")
+pure_keys, pure_wire, _, pure_watch = _codec.load("pure")
+RangeResponse = _schema.message("etcdserverpb.RangeResponse")
+PutRequest = _schema.message("etcdserverpb.PutRequest")
+TxnRequest = _schema.message("etcdserverpb.TxnRequest")
+
+VALUE = b"v" * 128
+
+
+def range_response(n: int) -> bytes:
+    message = RangeResponse(header={"revision": 2_000_000 + n, "cluster_id": 2**60, "raft_term": 5},
+                            count=n)
+    for i in range(n):
+        message.kvs.add(key=b"/bench/key/%010d" % i, value=VALUE, create_revision=1_000_000 + i,
+                        mod_revision=1_000_000 + i, version=1)
+    return message.SerializeToString()
+
+
+def protobuf_decode(data: bytes):
+    message = RangeResponse.FromString(data)
+    return [KeyValue(kv.key, kv.create_revision, kv.mod_revision, kv.version, kv.value, kv.lease)
+            for kv in message.kvs]
+
+
+RANGES = {n: range_response(n) for n in (1_000, 100_000)}
+DECODERS = {"fast": fast_wire.decode_range, "pure": pure_wire.decode_range, "protobuf": protobuf_decode}
+
+
+@pytest.mark.parametrize("impl", list(DECODERS))
+@pytest.mark.parametrize("n", sorted(RANGES))
+def test_decode_range(benchmark, impl, n):
+    benchmark.group = f"decode RangeResponse {n} kvs"
+    benchmark.extra_info["keys"] = n
+    rounds = 3 if n >= 100_000 else 50
+    result = benchmark.pedantic(DECODERS[impl], args=(RANGES[n],), rounds=rounds, warmup_rounds=1)
+    assert len(result if isinstance(result, list) else result.kvs) == n
+
+
+KEY = b"/bench/key/0000000042"
+
+
+def protobuf_put() -> bytes:
+    return PutRequest(key=KEY, value=VALUE, lease=0).SerializeToString()
+
+
+PUTS = {
+    "fast": lambda: fast_wire.encode_put(KEY, VALUE, 0, False, False, False),
+    "pure": lambda: pure_wire.encode_put(KEY, VALUE, 0, False, False, False),
+    "protobuf": protobuf_put,
+}
+
+
+@pytest.mark.parametrize("impl", list(PUTS))
+def test_encode_put(benchmark, impl):
+    benchmark.group = "encode PutRequest"
+    assert benchmark(PUTS[impl]) == protobuf_put()
+
+
+ITEMS = [(b"/bench/key/%010d" % i, VALUE) for i in range(128)]
+
+
+def protobuf_txn() -> bytes:
+    request = TxnRequest()
+    for key, value in ITEMS:
+        put = request.success.add().request_put
+        put.key = key
+        put.value = value
+    return request.SerializeToString()
+
+
+def ops_txn(wire):
+    return lambda: wire.encode_txn(
+        [], [(2, wire.encode_put(k, v, 0, False, False, False)) for k, v in ITEMS], []
+    )
+
+
+TXNS = {
+    "fast": lambda: fast_wire.encode_put_txn(ITEMS, 0),
+    "pure": lambda: pure_wire.encode_put_txn(ITEMS, 0),
+    "fast-ops": ops_txn(fast_wire),
+    "pure-ops": ops_txn(pure_wire),
+    "protobuf": protobuf_txn,
+}
+
+
+@pytest.mark.parametrize("impl", list(TXNS))
+def test_encode_txn_128_puts(benchmark, impl):
+    benchmark.group = "encode TxnRequest of 128 puts"
+    assert benchmark(TXNS[impl]) == protobuf_txn()
+
+
+WatchResponse = _schema.message("etcdserverpb.WatchResponse")
+fast_revision, pure_revision = _codec.load("fast")[2], _codec.load("pure")[2]
+
+
+def watch_response(n: int) -> bytes:
+    """A busy watch's response: ``n`` puts and deletes of 128-byte values."""
+    message = WatchResponse(header={"revision": 2_000_000 + n, "cluster_id": 2**60, "raft_term": 5},
+                            watch_id=1)
+    for i in range(n):
+        event = message.events.add(type=i % 2)
+        event.kv.key = b"/bench/key/%010d" % i
+        event.kv.value = VALUE
+        event.kv.create_revision = event.kv.mod_revision = 1_000_000 + i
+        event.kv.version = 1
+    return message.SerializeToString()
+
+
+def protobuf_watch_decode(data: bytes):
+    def kv(m):
+        return KeyValue(m.key, m.create_revision, m.mod_revision, m.version, m.value, m.lease)
+
+    message = WatchResponse.FromString(data)
+    return [Event(EventType(e.type), kv(e.kv), kv(e.prev_kv) if e.HasField("prev_kv") else None)
+            for e in message.events]
+
+
+WATCH = watch_response(1_000)
+WATCH_DECODERS = {
+    "fast": fast_watch.decode_watch,
+    "pure": pure_watch.decode_watch,
+    "protobuf": protobuf_watch_decode,
+}
+
+
+@pytest.mark.parametrize("impl", list(WATCH_DECODERS))
+def test_decode_watch(benchmark, impl):
+    benchmark.group = "decode WatchResponse 1000 events"
+    benchmark.extra_info["events"] = 1_000
+    result = benchmark.pedantic(WATCH_DECODERS[impl], args=(WATCH,), rounds=50, warmup_rounds=1)
+    assert len(result if isinstance(result, list) else result.events) == 1_000
+
+
+WATCH_EVENTS = fast_watch.decode_watch(WATCH).events
+
+
+def accept_after_resume(revision_module):
+    # The per-response bookkeeping of a resumed watch: every event is checked.
+    def run():
+        cursor = revision_module.WatchCursor(1_000_000)
+        return cursor.accept(WATCH_EVENTS)
+
+    return run
+
+
+@pytest.mark.parametrize("impl", ["fast", "pure"])
+def test_watch_cursor_accept(benchmark, impl):
+    benchmark.group = "WatchCursor.accept 1000 events"
+    run = accept_after_resume(fast_revision if impl == "fast" else pure_revision)
+    assert benchmark(run) is WATCH_EVENTS

@@ -1,0 +1,111 @@
+"""Watch-throughput worker: count events on a prefix, report client CPU per event.
+
+Runs under etcdfast (``--client etcdfast``; ETCDFAST_PURE picks the twin) or,
+in its own venv, python-etcd3 / etcd-sdk-python (``--client etcd3|pyetcd``,
+same API). Stdlib only apart from the client under test. Protocol with
+``bench/watch_e2e.py``: prints ``ready`` once the watch is established, then
+one JSON line when ``--events`` events arrived (or ``--max-seconds`` passed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any, Callable, Iterator, Tuple
+
+
+def etcdfast_events(endpoint: str, prefix: bytes) -> Tuple[Iterator[Any], Callable[[], None], str]:
+    import etcdfast
+
+    client = etcdfast.Client(endpoint, timeout=30)
+    watch = client.watch(prefix, prefix=True)
+    return iter(watch), watch.cancel, f"etcdfast-{etcdfast.IMPLEMENTATION}"
+
+
+def etcd3_like_events(
+    module: str, endpoint: str, prefix: bytes
+) -> Tuple[Iterator[Any], Callable[[], None], str]:
+    client_module = __import__(module)
+    host, port = endpoint.rsplit(":", 1)
+    client = client_module.client(host, int(port))
+    events, cancel = client.watch_prefix(prefix)
+    return events, cancel, module
+
+
+def raw_grpc_events(endpoint: str, prefix: bytes) -> Tuple[Iterator[Any], Callable[[], None], str]:
+    """The floor: grpcio with hand-made bytes and no decoding at all.
+
+    Events are counted by finding the prefix in each response (every event
+    carries its key once), at C speed; a ``bytes`` object stands in for the
+    event so the consumer loop is the same as for the real clients.
+    """
+    import grpc
+
+    end = prefix[:-1] + bytes([prefix[-1] + 1])
+    create = b"\x0a" + bytes([4 + len(prefix) + len(end)]) + b"\x0a" + bytes([len(prefix)]) + prefix
+    create += b"\x12" + bytes([len(end)]) + end
+    channel = grpc.insecure_channel(endpoint, options=[("grpc.max_receive_message_length", 2**31 - 1)])
+    call = channel.stream_stream("/etcdserverpb.Watch/Watch")(iter([create]))
+    responses = iter(call)
+    next(responses)  # "created"
+
+    class Raw:
+        __slots__ = ("key",)
+
+        def __init__(self, key: bytes) -> None:
+            self.key = key
+
+    def events() -> Iterator[Raw]:
+        for raw in responses:
+            for _ in range(raw.count(prefix)):
+                yield Raw(prefix)
+
+    return events(), call.cancel, "raw-grpc"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--client", choices=["etcdfast", "raw", "etcd3", "pyetcd"], required=True)
+    parser.add_argument("--endpoint", required=True)
+    parser.add_argument("--prefix", required=True)
+    parser.add_argument("--events", type=int, required=True)
+    parser.add_argument("--max-seconds", type=float, default=120.0)
+    args = parser.parse_args()
+    prefix = args.prefix.encode()
+    if args.client == "etcdfast":
+        events, cancel, name = etcdfast_events(args.endpoint, prefix)
+    elif args.client == "raw":
+        events, cancel, name = raw_grpc_events(args.endpoint, prefix)
+    else:
+        events, cancel, name = etcd3_like_events(args.client, args.endpoint, prefix)
+    print("ready", flush=True)
+    seen = 0
+    first = last = 0.0
+    keys = 0
+    cpu_start = time.process_time()
+    deadline = time.monotonic() + args.max_seconds
+    # The same consumer loop for every client: take each event, read its key.
+    for event in events:
+        if not first:
+            first = time.time()
+        keys += len(event.key)
+        seen += 1
+        if seen >= args.events or (seen % 1000 == 0 and time.monotonic() > deadline):
+            break
+    last = time.time()
+    cpu = time.process_time() - cpu_start
+    try:
+        cancel()
+    except Exception:  # a peer's cancel may race its own threads; the figures are taken
+        pass
+    print(json.dumps({
+        "client": name, "events": seen, "cpu_s": cpu,
+        "cpu_us_per_event": cpu / max(seen, 1) * 1e6, "first_event_at": first, "last_event_at": last,
+    }), flush=True)
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

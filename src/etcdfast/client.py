@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -17,11 +18,20 @@ from . import maintenance as _maint
 from . import watch as _watch
 from ._backoff import Backoff
 from ._request import Request, check_timeout, sync_method
-from .errors import ClientClosedError, CompactedError, Unavailable
-from .transport import AUTHENTICATE, WATCH, ClientCore, compact_probe_answer, compact_probe_request
+from .errors import ClientClosedError, CompactedError, EtcdError, Unavailable
+from .transport import (
+    AUTHENTICATE,
+    RETIRE_CHANNEL_AFTER,
+    WATCH,
+    ClientCore,
+    compact_probe_answer,
+    compact_probe_request,
+)
 from .types import Alarm, AlarmType, BulkResult, KeyValue, LeaseKeepAlive, SnapshotResult
 
 __all__ = ["Client"]
+
+log = logging.getLogger("etcdfast")
 
 
 class Client(ClientCore):
@@ -45,6 +55,9 @@ class Client(ClientCore):
         self._lock = threading.Lock()
         self._auth_lock = threading.Lock()
         self._channel = self._new_channel(grpc)
+        self._stop_sync = threading.Event()
+        if self.auto_sync_interval is not None:
+            threading.Thread(target=self._auto_sync, name="etcdfast-autosync", daemon=True).start()
         self._watch_stream: Optional[_watch.WatchStream] = None
         self._keepalive_stream: Optional[_lease.KeepAliveStream] = None
 
@@ -316,13 +329,13 @@ class Client(ClientCore):
             return self._watch_stream
 
     def _stream_call(self, method: str) -> Callable[..., Any]:
-        """An opener for a bidirectional stream that carries the current auth token."""
-        multicallable = self._channel.stream_stream(method)
+        """An opener for a bidirectional stream that carries the current auth token
+        (and uses the current channel: an endpoint sync may replace it)."""
 
         def open_stream(requests: Any, **kwargs: Any) -> Any:
             if self._needs_login:
                 self._login()
-            return multicallable(requests, metadata=self._metadata, **kwargs)
+            return self._channel.stream_stream(method)(requests, metadata=self._metadata, **kwargs)
 
         return open_stream
 
@@ -427,6 +440,42 @@ class Client(ClientCore):
             finally:
                 call.cancel()
 
+    # -- endpoints -------------------------------------------------------------
+
+    def sync_endpoints(self) -> List[str]:
+        """Refresh the endpoints from the cluster's member list (Go's ``Sync``).
+
+        Voting members' client URLs replace the configured endpoints; new
+        calls go to the new set at once, calls and streams already running
+        finish on the old connection, which is closed after
+        ``RETIRE_CHANNEL_AFTER`` seconds (watches then resume on the new one).
+        Returns the endpoints now in use. With ``auto_sync_interval=`` this
+        runs in the background.
+        """
+        new = self._synced_endpoints(self.member_list().members)
+        if new is not None:
+            with self._lock:
+                if self._closed:
+                    raise ClientClosedError("the client is closed")
+                old = self._channel
+                self._use_endpoints(new)
+                self._channel = self._new_channel(grpc)
+                self._handles = {}
+            retire = threading.Timer(RETIRE_CHANNEL_AFTER, old.close)
+            retire.daemon = True
+            retire.start()
+        return self.endpoints
+
+    def _auto_sync(self) -> None:
+        assert self.auto_sync_interval is not None
+        while not self._stop_sync.wait(self.auto_sync_interval):
+            try:
+                self.sync_endpoints()
+            except ClientClosedError:
+                return
+            except EtcdError as exc:  # the cluster is unreachable now; try next time
+                log.debug("endpoint sync failed: %s", exc)
+
     # -- lifecycle -----------------------------------------------------------
 
     def close(self) -> None:
@@ -436,6 +485,7 @@ class Client(ClientCore):
             if self._closed:
                 return
             self._closed = True
+            self._stop_sync.set()
             streams = (self._watch_stream, self._keepalive_stream)
         for stream in streams:
             if stream is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 from urllib.parse import urlsplit
@@ -33,6 +34,9 @@ DEFAULT_TIMEOUT = 30.0
 #: grpcio refuses responses over 4 MiB by default; a 100k-key range is ~16 MB.
 #: etcd's Go client accepts up to 2 GiB - 1, and so do we.
 DEFAULT_MAX_RECEIVE = 2**31 - 1
+#: How long a channel replaced by an endpoint sync keeps serving the calls
+#: and streams already on it before it is closed (streams then resume).
+RETIRE_CHANNEL_AFTER = 30.0
 #: Attempts after the first for calls that are safe to retry (see ClientCore._retry_delay).
 DEFAULT_MAX_RETRIES = 3
 #: HTTP/2 keepalive pings: every 10 s, a connection silent for 10 s more is dead.
@@ -146,23 +150,42 @@ def _is_ip(host: str) -> bool:
     return True
 
 
+def _resolve(endpoint: Endpoint) -> Optional[Endpoint]:
+    """The endpoint with its host name resolved to one IP address (None if it does not resolve)."""
+    if _is_ip(endpoint.host):
+        return endpoint
+    try:
+        infos = socket.getaddrinfo(endpoint.host, endpoint.port, type=socket.SOCK_STREAM)
+    except OSError:
+        return None
+    # Prefer IPv4: one balanced target cannot mix address families.
+    infos.sort(key=lambda info: info[0] != socket.AF_INET)
+    return Endpoint(str(infos[0][4][0]), endpoint.port, endpoint.secure) if infos else None
+
+
 def channel_target(endpoints: Sequence[Endpoint]) -> Tuple[str, List[Tuple[str, Any]]]:
     """The gRPC target string and extra options for a set of endpoints.
 
-    Several IP endpoints become one ``ipv4:``/``ipv6:`` target balanced
+    Several endpoints become one ``ipv4:``/``ipv6:`` target balanced
     round-robin by grpc itself, with per-call failover between the members
-    it is connected to.
+    it is connected to. Host names are resolved once here (grpc's dns
+    resolver takes a single name); TLS then checks certificates against the
+    first host name, which every member's certificate should carry.
     """
     if len(endpoints) == 1:
         return endpoints[0].address, []
-    if all(_is_ip(e.host) for e in endpoints):
-        family = {ipaddress.ip_address(e.host).version for e in endpoints}
-        if len(family) == 1:
-            scheme = "ipv4" if family == {4} else "ipv6"
-            target = f"{scheme}:" + ",".join(e.address for e in endpoints)
-            return target, [("grpc.lb_policy_name", "round_robin")]
-    # Hostnames: grpc's dns resolver cannot take a list; use the first one.
-    return endpoints[0].address, []
+    resolved = [_resolve(e) for e in endpoints]
+    usable = [e for e in resolved if e is not None]
+    family = {ipaddress.ip_address(e.host).version for e in usable}
+    if len(family) != 1:
+        return endpoints[0].address, []  # nothing to balance over
+    scheme = "ipv4" if family == {4} else "ipv6"
+    target = f"{scheme}:" + ",".join(e.address for e in usable)
+    options: List[Tuple[str, Any]] = [("grpc.lb_policy_name", "round_robin")]
+    names = [e for e, r in zip(endpoints, resolved) if r is not None and not _is_ip(e.host)]
+    if names:
+        options.append(("grpc.default_authority", names[0].address))
+    return target, options
 
 
 class ClientCore:
@@ -187,6 +210,7 @@ class ClientCore:
         cert: Optional[PathOrBytes] = None,
         key: Optional[PathOrBytes] = None,
         server_name: Optional[str] = None,
+        auto_sync_interval: Optional[float] = None,
     ) -> None:
         self._endpoints = parse_endpoints(endpoints)
         secure = any(e.secure for e in self._endpoints) or ca_cert is not None or cert is not None
@@ -201,18 +225,17 @@ class ClientCore:
         self.__password = password
         self._token: Optional[str] = None
         self._timeout = check_timeout(timeout)
-        self._target, lb_options = channel_target(self._endpoints)
-        self._options: List[Tuple[str, Any]] = [
+        options: List[Tuple[str, Any]] = [
             ("grpc.max_receive_message_length", int(max_receive_message_length)),
             ("grpc.max_send_message_length", int(max_send_message_length)),
             ("grpc.primary_user_agent", "etcdfast"),
-            *lb_options,
         ]
+        self._common_options = options
         if keepalive_time is not None:
             # Pings find a dead connection (a member cut off by the network)
             # within keepalive_time + keepalive_timeout, even with no call in
             # flight. etcd refuses pings more often than every 5 s by default.
-            self._options += [
+            options += [
                 ("grpc.keepalive_time_ms", int(keepalive_time * 1000)),
                 ("grpc.keepalive_timeout_ms", int(keepalive_timeout * 1000)),
                 ("grpc.keepalive_permit_without_calls", int(keepalive_permit_without_calls)),
@@ -221,8 +244,14 @@ class ClientCore:
         if server_name is not None:
             # The name the server certificate must carry, when it differs
             # from the host in the endpoint (e.g. connecting by IP).
-            self._options.append(("grpc.ssl_target_name_override", server_name))
-        self._options += list(grpc_options)  # the caller's word is final
+            options.append(("grpc.ssl_target_name_override", server_name))
+        self._extra_options = list(grpc_options)  # the caller's word is final
+        self._target: str = ""
+        self._options: List[Tuple[str, Any]] = []
+        self._use_endpoints(self._endpoints)
+        if auto_sync_interval is not None and not auto_sync_interval > 0:
+            raise ValueError("auto_sync_interval must be > 0 seconds")
+        self.auto_sync_interval = auto_sync_interval
         self.max_retries = max_retries
         # "hasleader" makes the member refuse calls (NoLeaderError) instead of
         # stalling while it is cut off from its leader: etcd's WithRequireLeader.
@@ -258,6 +287,35 @@ class ClientCore:
         return f"<{type(self).__name__} {','.join(self.endpoints)}{who} {state}>"
 
     # -- for the drivers -----------------------------------------------------
+
+    def _use_endpoints(self, endpoints: List[Endpoint]) -> None:
+        """Point the *next* channel at ``endpoints`` (grpc balances and fails over between them)."""
+        self._endpoints = endpoints
+        self._target, lb_options = channel_target(endpoints)
+        self._options = [*self._common_options, *lb_options, *self._extra_options]
+
+    def _synced_endpoints(self, members: Any) -> Optional[List[Endpoint]]:
+        """Endpoints from a member list, or None when nothing changed (or nothing usable).
+
+        Learners are left out: they refuse most requests. The scheme of the
+        configured endpoints is kept (TLS stays TLS).
+        """
+        secure = self._endpoints[0].secure
+        found: List[Endpoint] = []
+        for member in members:
+            if member.is_learner:
+                continue
+            for url in member.client_urls:
+                try:
+                    endpoint = Endpoint.parse(url)
+                except ValueError:
+                    continue
+                endpoint.secure = secure
+                if endpoint not in found:
+                    found.append(endpoint)
+        if not found or set(found) == set(self._endpoints):
+            return None
+        return found
 
     def _new_channel(self, grpc_module: Any) -> Any:
         """A channel from ``grpc`` or ``grpc.aio``, with TLS when configured."""

@@ -213,8 +213,10 @@ class WatchHub:
         """
         if error is None:
             error = Unavailable("watch stream closed by the server")
-        if isinstance(error, ReauthenticatingError):
-            return len(self) > 0  # nothing is wrong with the watches themselves
+        if isinstance(error, ReauthenticatingError) or error.code == "CANCELLED":
+            # Nothing is wrong with the watches themselves: a new login, or
+            # the channel was retired after an endpoint sync. Reconnect.
+            return len(self) > 0
         if not isinstance(error, (Unavailable, Timeout)):
             self.fail(error)
         else:

@@ -32,7 +32,14 @@ from .. import watch as _watch
 from .._backoff import Backoff
 from .._request import Request, async_method, check_timeout
 from ..errors import ClientClosedError, CompactedError, EtcdError, Unavailable
-from ..transport import AUTHENTICATE, WATCH, ClientCore, compact_probe_answer, compact_probe_request
+from ..transport import (
+    AUTHENTICATE,
+    RETIRE_CHANNEL_AFTER,
+    WATCH,
+    ClientCore,
+    compact_probe_answer,
+    compact_probe_request,
+)
 from ..types import Alarm, AlarmType, BulkResult, KeyValue, LeaseKeepAlive, SnapshotResult
 from .lease import AsyncKeepAliveStream, AsyncLease
 from .watch import AsyncWatch, AsyncWatchStream
@@ -56,7 +63,10 @@ class AsyncClient(ClientCore):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._channel: Optional[grpc.aio.Channel] = None
-        self._auth_lock = asyncio.Lock()
+        # Made on first use: before 3.10 an asyncio.Lock binds to the loop
+        # current at creation, and clients are often built outside the loop.
+        self._auth_lock: Optional[asyncio.Lock] = None
+        self._sync_task: "Optional[asyncio.Task[None]]" = None
         self._watch_stream: Optional[AsyncWatchStream] = None
         self._keepalive_stream: Optional[AsyncKeepAliveStream] = None
         self._callback_tasks: "set[asyncio.Task[None]]" = set()
@@ -303,13 +313,13 @@ class AsyncClient(ClientCore):
         return self._watch_stream
 
     def _stream_call(self, method: str) -> Callable[..., Awaitable[Any]]:
-        """An opener (a coroutine) for a stream that carries the current auth token."""
-        multicallable = self._open().stream_stream(method)
+        """An opener (a coroutine) for a stream that carries the current auth token
+        (and uses the current channel: an endpoint sync may replace it)."""
 
         async def open_stream(requests: Any, **kwargs: Any) -> Any:
             if self._needs_login:
                 await self._login()
-            return multicallable(requests, metadata=self._metadata, **kwargs)
+            return self._open().stream_stream(method)(requests, metadata=self._metadata, **kwargs)
 
         return open_stream
 
@@ -407,12 +417,48 @@ class AsyncClient(ClientCore):
 
     # -- lifecycle -----------------------------------------------------------
 
+    # -- endpoints -------------------------------------------------------------
+
+    async def sync_endpoints(self) -> List[str]:
+        """Refresh the endpoints from the member list; see :meth:`etcdfast.Client.sync_endpoints`."""
+        new = self._synced_endpoints((await self.member_list()).members)
+        if new is not None:
+            old = self._channel
+            self._use_endpoints(new)
+            self._channel = None  # the next call opens one on the new endpoints
+            self._handles = {}
+            if old is not None:
+                loop = asyncio.get_running_loop()
+                loop.call_later(RETIRE_CHANNEL_AFTER, lambda: loop.create_task(old.close()))
+        return self.endpoints
+
+    def _start_auto_sync(self) -> None:
+        # Started with the first call, inside the caller's running loop.
+        if self.auto_sync_interval is None or self._sync_task is not None:
+            return
+        interval = self.auto_sync_interval
+
+        async def run() -> None:
+            while True:
+                await asyncio.sleep(interval)
+                try:
+                    await self.sync_endpoints()
+                except ClientClosedError:
+                    return
+                except EtcdError as exc:
+                    logging.getLogger("etcdfast").debug("endpoint sync failed: %s", exc)
+
+        self._sync_task = asyncio.get_running_loop().create_task(run(), name="etcdfast-autosync")
+
     async def close(self) -> None:
         """Stop watches and keep-alives, close the channel. Idempotent; later
         calls raise ClientClosedError."""
         if self._closed:
             return
         self._closed = True
+        if self._sync_task is not None:
+            self._sync_task.cancel()
+            await asyncio.gather(self._sync_task, return_exceptions=True)
         for stream in (self._watch_stream, self._keepalive_stream):
             if stream is not None:
                 await stream.close()
@@ -437,6 +483,7 @@ class AsyncClient(ClientCore):
             raise ClientClosedError("the client is closed")
         if self._channel is None:
             self._channel = self._new_channel(grpc.aio)
+            self._start_auto_sync()
         return self._channel
 
     def _handle(self, method: str) -> Any:
@@ -491,6 +538,8 @@ class AsyncClient(ClientCore):
 
     async def _login(self) -> None:
         """Authenticate (once, however many tasks ask) and keep the token."""
+        if self._auth_lock is None:
+            self._auth_lock = asyncio.Lock()
         async with self._auth_lock:
             if not self._needs_login:
                 return

@@ -43,7 +43,7 @@ class AsyncLease(LeaseHandle):
         super().__init__(ttl, id, on_lost)
         self._client = client
         self._keep_alive = keep_alive
-        self._lost_event = asyncio.Event()
+        self._lost_event: Optional[asyncio.Event] = None  # made in the loop, on first use
         self.granted = False
 
     async def grant(self, *, timeout: Optional[float] = None) -> "AsyncLease":
@@ -71,6 +71,10 @@ class AsyncLease(LeaseHandle):
 
     async def wait(self, timeout: Optional[float] = None) -> bool:
         """Wait until the lease is lost (True) or ``timeout`` passes (False)."""
+        if self.lost is not None:
+            return True
+        if self._lost_event is None:
+            self._lost_event = asyncio.Event()
         try:
             await asyncio.wait_for(self._lost_event.wait(), timeout)
         except asyncio.TimeoutError:
@@ -78,7 +82,8 @@ class AsyncLease(LeaseHandle):
         return True
 
     def _signal_lost(self) -> None:
-        self._lost_event.set()
+        if self._lost_event is not None:
+            self._lost_event.set()
 
     async def __aenter__(self) -> "AsyncLease":
         return await self.grant()

@@ -24,7 +24,7 @@ from .buffer cimport (
     varint_size, write_flag, write_int_field, write_varint,
 )
 from .wire cimport (
-    KV, Header, check_size, enter, etcdfast_new_record, feed_tracker, header_record, kv_record,
+    KV, Header, check_size, enter, etcdfast_new_atomic_record, etcdfast_new_record, feed_tracker, header_record, kv_record,
     malformed, new_bytes, opt_len_size, parse_header, parse_kv, set_item, write_opt_len,
 )
 
@@ -166,7 +166,7 @@ cdef object _event(cptr p, cptr end, int depth):
             if p == NULL:
                 malformed("Event")
     # A missing kv is an empty KeyValue, as protobuf's default instance.
-    cdef object rec = etcdfast_new_record(Event, 3)
+    cdef object rec = etcdfast_new_atomic_record(Event, 3)
     set_item(rec, 0, _event_type(event_type))
     set_item(rec, 1, kv_record(&kv))
     set_item(rec, 2, kv_record(&prev_kv) if has_prev_kv else None)

@@ -117,6 +117,7 @@ cdef inline cptr parse_kv(cptr p, cptr end, KV* kv, int depth) noexcept nogil:
 
 cdef extern from "records.h":
     object etcdfast_new_record(object record_type, Py_ssize_t n)
+    object etcdfast_new_atomic_record(object record_type, Py_ssize_t n)
 
 
 cdef inline void set_item(object record, Py_ssize_t i, object value) noexcept:

@@ -289,7 +289,7 @@ def encode_put_txn(items, lease):
 # -- responses ----------------------------------------------------------------
 
 cdef object header_record(Header* h):
-    cdef object rec = etcdfast_new_record(ResponseHeader, 4)
+    cdef object rec = etcdfast_new_atomic_record(ResponseHeader, 4)
     set_item(rec, 0, PyLong_FromUnsignedLongLong(h.cluster_id))
     set_item(rec, 1, PyLong_FromUnsignedLongLong(h.member_id))
     set_item(rec, 2, PyLong_FromLongLong(h.revision))
@@ -298,7 +298,7 @@ cdef object header_record(Header* h):
 
 
 cdef object kv_record(KV* kv):
-    cdef object rec = etcdfast_new_record(KeyValue, 6)
+    cdef object rec = etcdfast_new_atomic_record(KeyValue, 6)
     set_item(rec, 0, PyBytes_FromStringAndSize(<const char*>kv.key, kv.key_len))
     set_item(rec, 1, PyLong_FromLongLong(kv.create_revision))
     set_item(rec, 2, PyLong_FromLongLong(kv.mod_revision))

@@ -54,6 +54,7 @@ OP_RANGE, OP_PUT, OP_DELETE, OP_TXN = 1, 2, 3, 4
 
 _INT32_MIN, _INT32_MAX = -(1 << 31), (1 << 31) - 1
 _ONE_BYTE = [bytes((i,)) for i in range(128)]
+_TxnRequest = _schema.message("etcdserverpb.TxnRequest")
 
 
 # -- encoding primitives ------------------------------------------------------
@@ -141,6 +142,14 @@ def encode_put(
     key: bytes, value: bytes, lease: int, prev_kv: bool, ignore_value: bool, ignore_lease: bool
 ) -> bytes:
     """Encode an ``etcdserverpb.PutRequest``."""
+    if (type(key) is bytes and type(value) is bytes and key and value and type(lease) is int
+            and not (lease or prev_kv or ignore_value or ignore_lease)):
+        # The common put, written without the general path's per-field calls.
+        key_len, value_len = len(key), len(value)
+        return b"".join((
+            b"\x0a", _ONE_BYTE[key_len] if key_len < 0x80 else _varint(key_len), key,
+            b"\x12", _ONE_BYTE[value_len] if value_len < 0x80 else _varint(value_len), value,
+        ))
     key, value = _bytes(key), _bytes(value)
     return b"".join(
         (
@@ -238,10 +247,23 @@ def encode_txn(
 def encode_put_txn(items: Sequence[Tuple[bytes, bytes]], lease: int) -> bytes:
     """A compare-less TxnRequest putting every ``(key, value)`` pair: a bulk-load batch."""
     lease = _int64(lease)
-    return b"".join(
-        _len_field(b"\x12", _len_field(b"\x12", encode_put(key, value, lease, False, False, False)))
-        for key, value in items
-    )
+    # The bulk-load hot path of the pure twin. Filling a message in place and
+    # serializing it runs in upb's C code; measured, that beats assembling the
+    # bytes in Python about 2:1 for 128 puts (it is the protobuf baseline of
+    # bench/test_codec_bench.py). The bytes are the same: protobuf writes
+    # fields in number order and omits defaults, as the Cython twin does.
+    request = _TxnRequest()
+    add = request.success.add
+    for key, value in items:
+        if type(key) is not bytes or type(value) is not bytes:
+            bad = key if type(key) is not bytes else value
+            raise TypeError(f"expected bytes, got {type(bad).__name__}")
+        put = add().request_put
+        put.key = key
+        put.value = value
+        if lease:
+            put.lease = lease
+    return request.SerializeToString()  # type: ignore[no-any-return]
 
 
 # -- responses ----------------------------------------------------------------

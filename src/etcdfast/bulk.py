@@ -128,8 +128,12 @@ DEFAULT_MAX_BATCH_BYTES = 1024 * 1024
 #: 4 gets nearly all of the gain and is the steadiest; above it the numbers
 #: only get noisier. A remote cluster with real fsyncs may want more.
 DEFAULT_CONCURRENCY = 4
-#: Keys per Range request in ``iter_range`` (the page size of Go's mirror syncer).
-DEFAULT_PAGE_SIZE = 1000
+#: Keys per Range request in ``iter_range``. etcd (3.4, 3.5) counts every
+#: remaining key of the range for each page, so small pages make a big range
+#: quadratic: measured on 300k keys (128-byte values), 1,000-key pages took
+#: 6.4 s, 10,000-key pages 1.1 s, 50,000 0.7 s. 10,000 keeps a page near
+#: 2 MB of memory while losing little to larger pages.
+DEFAULT_PAGE_SIZE = 10_000
 
 TXN = kv.TXN
 RANGE = kv.RANGE

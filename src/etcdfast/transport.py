@@ -229,6 +229,10 @@ class ClientCore:
             ("grpc.max_receive_message_length", int(max_receive_message_length)),
             ("grpc.max_send_message_length", int(max_send_message_length)),
             ("grpc.primary_user_agent", "etcdfast"),
+            # Retries follow Go's rules in ClientCore._retry_delay; grpc's own
+            # transparent retries would only add ~4 % CPU per call (measured,
+            # bench/grpc_settings.py) and a second, unaligned policy.
+            ("grpc.enable_retries", 0),
         ]
         self._common_options = options
         if keepalive_time is not None:

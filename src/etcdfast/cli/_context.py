@@ -18,7 +18,7 @@ import sys
 from typing import Any, Callable, Dict, List, Optional, TextIO
 
 from .. import Client
-from ..errors import AuthError, EtcdError, Timeout, Unavailable
+from ..errors import AuthError, EtcdError, Timeout, TLSError, Unavailable
 from ..transport import ClientCore
 from .output import Output
 
@@ -279,6 +279,8 @@ class Context:
                 # An etcd answered (no leader yet, no permission on this probe
                 # key, a wrong password...): the command itself reports it.
                 return
+            if isinstance(exc, TLSError):
+                raise CliError(str(exc), EXIT_ERROR) from None  # already says what failed
             if isinstance(exc, (Unavailable, Timeout)):
                 problem = f"cannot reach etcd at {where} within {self.dial_timeout:g}s"
             else:

@@ -297,11 +297,31 @@ cdef object header_record(Header* h):
     return rec
 
 
+# The last revision ints handed out, one slot per field. Keys written
+# together share revisions (a txn of 128 puts gives 128 keys one
+# mod_revision, and a key written once has create_revision == mod_revision),
+# so reusing the int objects saves up to two allocations per key of a big
+# range. Ints are immutable: the sharing is invisible.
+cdef int64_t _last_create = 0
+cdef object _last_create_int = 0
+cdef int64_t _last_mod = 0
+cdef object _last_mod_int = 0
+
+
 cdef object kv_record(KV* kv):
+    global _last_create, _last_create_int, _last_mod, _last_mod_int
     cdef object rec = etcdfast_new_atomic_record(KeyValue, 6)
     set_item(rec, 0, PyBytes_FromStringAndSize(<const char*>kv.key, kv.key_len))
-    set_item(rec, 1, PyLong_FromLongLong(kv.create_revision))
-    set_item(rec, 2, PyLong_FromLongLong(kv.mod_revision))
+    if kv.create_revision != _last_create:
+        _last_create_int = PyLong_FromLongLong(kv.create_revision)
+        _last_create = kv.create_revision
+    if kv.mod_revision == kv.create_revision:
+        _last_mod, _last_mod_int = _last_create, _last_create_int
+    elif kv.mod_revision != _last_mod:
+        _last_mod_int = PyLong_FromLongLong(kv.mod_revision)
+        _last_mod = kv.mod_revision
+    set_item(rec, 1, _last_create_int)
+    set_item(rec, 2, _last_mod_int)
     set_item(rec, 3, PyLong_FromLongLong(kv.version))
     set_item(rec, 4, PyBytes_FromStringAndSize(<const char*>kv.value, kv.value_len))
     set_item(rec, 5, PyLong_FromLongLong(kv.c_lease))

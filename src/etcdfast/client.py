@@ -10,6 +10,7 @@ from typing import Any, Callable, Generator, Iterable, List, Optional, Type, Uni
 
 import grpc
 
+from . import auth as _auth
 from . import bulk as _bulk
 from . import cluster as _cluster
 from . import kv
@@ -439,6 +440,25 @@ class Client(ClientCore):
                 raise error from exc
             finally:
                 call.cancel()
+
+    # -- Auth (etcdfast.auth) --------------------------------------------------
+
+    auth_enable = sync_method(_auth.auth_enable)
+    auth_disable = sync_method(_auth.auth_disable)
+    auth_status = sync_method(_auth.auth_status)
+    user_add = sync_method(_auth.user_add)
+    user_get = sync_method(_auth.user_get)
+    user_list = sync_method(_auth.user_list)
+    user_delete = sync_method(_auth.user_delete)
+    user_change_password = sync_method(_auth.user_change_password)
+    user_grant_role = sync_method(_auth.user_grant_role)
+    user_revoke_role = sync_method(_auth.user_revoke_role)
+    role_add = sync_method(_auth.role_add)
+    role_get = sync_method(_auth.role_get)
+    role_list = sync_method(_auth.role_list)
+    role_delete = sync_method(_auth.role_delete)
+    role_grant_permission = sync_method(_auth.role_grant_permission)
+    role_revoke_permission = sync_method(_auth.role_revoke_permission)
 
     # -- endpoints -------------------------------------------------------------
 

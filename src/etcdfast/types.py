@@ -31,6 +31,10 @@ __all__ = [
     "LeaseGrant",
     "LeaseTimeToLive",
     "LeaseKeepAlive",
+    "AuthStatus",
+    "PermissionType",
+    "Permission",
+    "Role",
     "Member",
     "MemberListResult",
     "MemberAddResult",
@@ -437,3 +441,35 @@ class SnapshotResult(NamedTuple):
     sha256: str
     revision: Optional[int]
     version: str
+
+
+class AuthStatus(NamedTuple):
+    """Whether authentication is on, and the auth store's revision."""
+
+    header: ResponseHeader
+    enabled: bool
+    auth_revision: int
+
+
+class PermissionType(IntEnum):
+    """What a role may do with a key range (etcd ``authpb.Permission.Type``)."""
+
+    READ = 0
+    WRITE = 1
+    READWRITE = 2
+
+
+class Permission(NamedTuple):
+    """``type`` access to ``[key, range_end)`` (empty ``range_end``: the key alone;
+    ``b"\\0"``: every key from ``key`` on)."""
+
+    type: PermissionType
+    key: bytes
+    range_end: bytes
+
+
+class Role(NamedTuple):
+    """A role and the permissions it grants."""
+
+    name: str
+    permissions: List[Permission]

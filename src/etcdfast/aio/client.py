@@ -23,6 +23,7 @@ from typing import (
 import grpc
 import grpc.aio
 
+from .. import auth as _auth
 from .. import bulk as _bulk
 from .. import cluster as _cluster
 from .. import kv
@@ -416,6 +417,25 @@ class AsyncClient(ClientCore):
                 call.cancel()
 
     # -- lifecycle -----------------------------------------------------------
+
+    # -- Auth (etcdfast.auth) --------------------------------------------------
+
+    auth_enable = async_method(_auth.auth_enable)
+    auth_disable = async_method(_auth.auth_disable)
+    auth_status = async_method(_auth.auth_status)
+    user_add = async_method(_auth.user_add)
+    user_get = async_method(_auth.user_get)
+    user_list = async_method(_auth.user_list)
+    user_delete = async_method(_auth.user_delete)
+    user_change_password = async_method(_auth.user_change_password)
+    user_grant_role = async_method(_auth.user_grant_role)
+    user_revoke_role = async_method(_auth.user_revoke_role)
+    role_add = async_method(_auth.role_add)
+    role_get = async_method(_auth.role_get)
+    role_list = async_method(_auth.role_list)
+    role_delete = async_method(_auth.role_delete)
+    role_grant_permission = async_method(_auth.role_grant_permission)
+    role_revoke_permission = async_method(_auth.role_revoke_permission)
 
     # -- endpoints -------------------------------------------------------------
 

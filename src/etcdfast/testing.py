@@ -35,10 +35,12 @@ import shutil
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import tempfile
 import threading
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 from types import TracebackType
@@ -51,6 +53,8 @@ __all__ = [
     "Certificates",
     "make_certificates",
     "EtcdBinaryNotFound",
+    "EtcdCluster",
+    "FaultProxy",
     "EtcdServer",
     "EtcdStartError",
     "etcd_version",
@@ -559,6 +563,246 @@ class EtcdServer:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class EtcdCluster:
+    """``n`` real etcd members on loopback, joined with ``--initial-cluster``.
+
+    ::
+
+        with EtcdCluster(3) as cluster:
+            client = etcdfast.Client(cluster.endpoints)
+            cluster.kill(cluster.leader())      # fault injection
+            cluster.restart(...)
+
+    Elections are fast (50 ms heartbeat, 500 ms election timeout) so fault
+    tests do not wait long for a new leader. Members are :class:`EtcdServer`
+    objects (``cluster.members[i]``) with all their controls; the cluster's
+    methods take member indexes.
+    """
+
+    def __init__(
+        self,
+        n: int = 3,
+        binary: Optional[str] = None,
+        *,
+        heartbeat_ms: int = 50,
+        election_ms: int = 500,
+        extra_args: Sequence[str] = (),
+        startup_timeout: float = 60.0,
+    ) -> None:
+        if n < 1:
+            raise ValueError("a cluster needs at least one member")
+        ports = [(free_port(), free_port()) for _ in range(n)]
+        initial = ",".join(f"m{i}=http://127.0.0.1:{peer}" for i, (_, peer) in enumerate(ports))
+        token = f"etcdfast-{uuid.uuid4().hex[:12]}"
+        self.members = [
+            EtcdServer(
+                binary, name=f"m{i}", client_port=client, peer_port=peer,
+                startup_timeout=startup_timeout,
+                extra_args=["--initial-cluster", initial, "--initial-cluster-token", token,
+                            "--heartbeat-interval", str(heartbeat_ms),
+                            "--election-timeout", str(election_ms), *extra_args],
+            )
+            for i, (client, peer) in enumerate(ports)
+        ]
+
+    @property
+    def endpoints(self) -> list[str]:
+        return [member.endpoint for member in self.members]
+
+    def start(self) -> "EtcdCluster":
+        """Start every member and wait until each answers (a quorum exists)."""
+        # A member is healthy only once a quorum is up: start them together.
+        errors: list[BaseException] = []
+
+        def start(member: EtcdServer) -> None:
+            try:
+                member.start()
+            except BaseException as exc:  # re-raised below, on the caller's thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=start, args=(m,)) for m in self.members]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            self.close()
+            raise errors[0]
+        return self
+
+    def leader(self, timeout: float = 15.0) -> int:
+        """The index of the current leader (waits up to ``timeout`` for one)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for i, member in enumerate(self.members):
+                if member.running and not member._paused and _is_leader(member):
+                    return i
+            time.sleep(0.05)
+        raise EtcdStartError(f"no leader within {timeout} s")
+
+    def kill(self, i: int) -> None:
+        self.members[i].kill()
+
+    def restart(self, i: int) -> None:
+        self.members[i].restart()
+
+    def pause(self, i: int) -> None:
+        self.members[i].pause()
+
+    def resume(self, i: int) -> None:
+        self.members[i].resume()
+
+    def kill_leader(self) -> int:
+        """``kill -9`` the leader; returns its index (restart it with :meth:`restart`)."""
+        i = self.leader()
+        self.kill(i)
+        return i
+
+    def close(self) -> None:
+        for member in self.members:
+            member.close()
+
+    def __enter__(self) -> "EtcdCluster":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _is_leader(member: EtcdServer) -> bool:
+    # The Prometheus gauge exists on 3.4 and 3.5 and needs no client.
+    try:
+        with urllib.request.urlopen(f"{member.client_url}/metrics", timeout=1) as answer:
+            body = answer.read().decode()
+    except OSError:
+        return False
+    return any(line.strip() == "etcd_server_is_leader 1" for line in body.splitlines())
+
+
+class FaultProxy:
+    """A TCP proxy on loopback in front of one etcd member, with faults on demand.
+
+    Point a client at ``proxy.endpoint`` instead of the member, then switch
+    modes at any time: :meth:`pass_through` (the default), :meth:`blackhole`
+    (connections stay open but every byte is dropped both ways: the client
+    sees a silent peer, as with a network partition), :meth:`reset` (every
+    connection, current and new, is reset with RST) and :meth:`delay` (adds
+    latency to every chunk forwarded). Threads and sockets only, bounded by
+    the number of connections; :meth:`close` stops everything.
+    """
+
+    def __init__(self, target: str) -> None:
+        host, _, port = target.rpartition(":")
+        self.target = (host or "127.0.0.1", int(port))
+        self.mode = "pass"
+        self.latency = 0.0
+        self._lock = threading.Lock()
+        self._sockets: Set[socket.socket] = set()
+        self._closed = False
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(64)
+        self._listener.settimeout(0.2)
+        self.port = int(self._listener.getsockname()[1])
+        threading.Thread(target=self._accept, name="etcdfast-proxy", daemon=True).start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def pass_through(self) -> None:
+        self.mode, self.latency = "pass", 0.0
+
+    def blackhole(self) -> None:
+        self.mode = "blackhole"
+
+    def delay(self, seconds: float) -> None:
+        self.mode, self.latency = "pass", seconds
+
+    def reset(self) -> None:
+        """Reset every open connection now, and every new one until the mode changes."""
+        self.mode = "reset"
+        with self._lock:
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _rst(sock)
+
+    def close(self) -> None:
+        self._closed = True
+        self._listener.close()
+        with self._lock:
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _rst(sock)
+
+    def __enter__(self) -> "FaultProxy":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                downstream, _ = self._listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if self.mode == "reset":
+                _rst(downstream)
+                continue
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                _rst(downstream)
+                continue
+            with self._lock:
+                self._sockets.update((downstream, upstream))
+            for src, dst in ((downstream, upstream), (upstream, downstream)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True,
+                                 name="etcdfast-proxy-pump").start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        src.settimeout(0.2)
+        try:
+            while not self._closed:
+                try:
+                    chunk = src.recv(65536)
+                except socket.timeout:
+                    continue
+                if not chunk:
+                    break
+                if self.mode == "blackhole":
+                    continue  # swallowed: the peer hears nothing
+                if self.mode == "reset":
+                    break
+                if self.latency:
+                    time.sleep(self.latency)
+                dst.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            with self._lock:
+                self._sockets.discard(src)
+                self._sockets.discard(dst)
+            _rst(src)
+            _rst(dst)
+
+
+def _rst(sock: socket.socket) -> None:
+    """Close with SO_LINGER 0: the peer gets a TCP RST, not a graceful FIN."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except OSError:
+        pass
+    try:
+        sock.close()
+    except OSError:
+        pass
 
 
 # -- pytest plugin ------------------------------------------------------------

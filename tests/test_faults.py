@@ -80,6 +80,7 @@ def test_leader_killed_repeatedly_under_writes_and_a_watch(cluster):
             assert kv is not None, f"acknowledged {key!r} is missing"
             assert kv.mod_revision == revision and kv.version == 1
         assert set(final) <= attempted, "a key appears that was never written"
+        assert all(kv.version == 1 for kv in final.values()), "a put was applied twice"
         assert set(final) - set(acked) <= unknown
 
         last = max(kv.mod_revision for kv in final.values())

@@ -192,3 +192,22 @@ def test_cli_over_mtls(certs, capsysbinary):
         assert cli.main(["--endpoints", server.endpoint, "--cacert", certs.ca, "get", "/cli/tls"]) == 1
         _, err = capsysbinary.readouterr()
         assert b"client certificate" in err
+
+
+def test_certificate_common_name_authenticates_the_user(certs):
+    # With --client-cert-auth and auth on, etcd takes the user from the client
+    # certificate's CN ("root" in make_certificates) when no password is given.
+    with EtcdServer(tls=certs, client_cert_auth=True) as server:
+        mtls = dict(ca_cert=certs.ca, cert=certs.client_cert, key=certs.client_key, timeout=10)
+        with etcdfast.Client(server.endpoint, **mtls) as client:
+            client.user_add("root", no_password=True)
+            client.role_add("root")
+            client.user_grant_role("root", "root")
+            client.user_add("alice", "alicepw")
+            client.auth_enable()
+            client.put("/cn/k", "v")  # still allowed: the certificate says root
+            assert client.user_list() == ["alice", "root"]
+            with etcdfast.Client(server.endpoint, user="alice", password="alicepw", **mtls) as alice:
+                with pytest.raises(PermissionDeniedError):
+                    alice.put("/cn/k", "w")  # a password login overrides the CN
+            client.auth_disable()

@@ -211,3 +211,13 @@ def test_certificate_common_name_authenticates_the_user(certs):
                 with pytest.raises(PermissionDeniedError):
                     alice.put("/cn/k", "w")  # a password login overrides the CN
             client.auth_disable()
+
+
+def test_server_name_override(certs):
+    with EtcdServer(tls=certs) as server:
+        with etcdfast.Client(server.endpoint, ca_cert=certs.ca, server_name="localhost", timeout=5) as ok:
+            ok.put("/sn/k", "v")
+        with etcdfast.Client(server.endpoint, ca_cert=certs.ca, server_name="not-the-server.example",
+                             timeout=5) as wrong:
+            with pytest.raises(TLSError, match="does not match"):
+                wrong.get("/sn/k")

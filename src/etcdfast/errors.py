@@ -616,12 +616,13 @@ _TLS_REASONS = (
     ("alert_unknown_ca", "the server does not trust the CA of the client certificate"),
     ("wrong_version_number", "the endpoint does not speak TLS (use http:// or drop ca_cert=)"),
     ("peer name", "the server's certificate does not match the endpoint's name (server_name=)"),
+    ("hostname verification", "the server's certificate does not match the endpoint's name (server_name=)"),
 )
 
 
 def _tls_diagnosis(details: str) -> Optional[str]:
     lowered = details.lower()
-    if "handshake" not in lowered and "ssl" not in lowered:
+    if not any(word in lowered for word in ("handshake", "ssl", "hostname verification")):
         return None
     for marker, meaning in _TLS_REASONS:
         if marker in lowered:

@@ -377,10 +377,11 @@ class EtcdServer:
             "--log-outputs", "stderr",
         ]
         if self.tls is not None:
-            args += ["--cert-file", self.tls.server_cert, "--key-file", self.tls.server_key,
-                     "--trusted-ca-file", self.tls.ca]
+            args += ["--cert-file", self.tls.server_cert, "--key-file", self.tls.server_key]
             if self.client_cert_auth:
-                args.append("--client-cert-auth")
+                # etcd asks every client for a certificate once it has a
+                # trusted CA, so the CA goes only with client-cert auth.
+                args += ["--trusted-ca-file", self.tls.ca, "--client-cert-auth"]
         if not any(arg.startswith("--initial-cluster") for arg in self.extra_args):
             args += ["--initial-cluster", f"{self.name}={self.peer_url}"]
         if self.version >= (3, 5, 0):

@@ -221,3 +221,15 @@ def test_server_name_override(certs):
                              timeout=5) as wrong:
             with pytest.raises(TLSError, match="does not match"):
                 wrong.get("/sn/k")
+
+
+def test_keep_alive_outlives_expired_tokens(auth_server):
+    # The keep-alive stream logs in again when its token goes stale; the lease
+    # (TTL 3 s) must outlive several token lifetimes (2 s).
+    with etcdfast.Client(auth_server.endpoint, user="root", password="rootpw", timeout=10) as client:
+        lease = client.lease(3).grant()
+        client.put("/a/leased", "v", lease=lease)
+        time.sleep(8)
+        assert lease.alive, lease.lost
+        assert client.get_value("/a/leased") == b"v"
+        lease.revoke()

@@ -24,7 +24,7 @@ else:  # pragma: no cover - Python 3.9
 if TYPE_CHECKING:
     from ._pure.revision import RevisionTracker
 
-__all__ = ["Request", "sync_method", "async_method"]
+__all__ = ["Request", "SecretRequest", "sync_method", "async_method"]
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -65,6 +65,16 @@ class Request(Generic[T]):
         return f"<Request {self.method} {len(self.payload)} bytes>"
 
 
+class SecretRequest(Request[T]):
+    """A Request whose payload carries a secret (a password): its repr does not
+    even show the payload's size, which would tell the password's length."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} (payload hidden)>"
+
+
 def check_timeout(timeout: Optional[float]) -> Optional[float]:
     """Validate a per-call ``timeout=`` (seconds, > 0, or ``None`` for the client default)."""
     if timeout is None:
@@ -88,24 +98,46 @@ def _bind(build: Callable[..., Any], method: Callable[..., Any], returns: str) -
     )
 
 
-def sync_method(build: Callable[P, Request[T]]) -> Callable[Concatenate[Any, P], T]:
-    """Make a Client method that builds a Request and executes it."""
+def sync_method(
+    build: Callable[P, Request[T]], *, secret: bool = False
+) -> Callable[Concatenate[Any, P], T]:
+    """Make a Client method that builds a Request and executes it.
+
+    ``secret=True`` is for calls whose arguments hold a password: the method
+    lets go of its arguments before executing, so no frame of a traceback the
+    call raises (as captured with locals by error trackers) holds them.
+    """
 
     def method(self: Any, /, *args: P.args, **kwargs: P.kwargs) -> T:
         return self._execute(build(*args, **kwargs))  # type: ignore[no-any-return]
 
-    _bind(build, method, _return_name(build))
-    return method
+    def secret_method(self: Any, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        request = build(*args, **kwargs)
+        del args, kwargs
+        return self._execute(request)  # type: ignore[no-any-return]
+
+    chosen = secret_method if secret else method
+    _bind(build, chosen, _return_name(build))
+    return chosen
 
 
-def async_method(build: Callable[P, Request[T]]) -> Callable[Concatenate[Any, P], Awaitable[T]]:
-    """Make an AsyncClient coroutine method that builds a Request and awaits it."""
+def async_method(
+    build: Callable[P, Request[T]], *, secret: bool = False
+) -> Callable[Concatenate[Any, P], Awaitable[T]]:
+    """Make an AsyncClient coroutine method that builds a Request and awaits it
+    (``secret``: as for :func:`sync_method`)."""
 
     async def method(self: Any, /, *args: P.args, **kwargs: P.kwargs) -> T:
         return await self._execute(build(*args, **kwargs))  # type: ignore[no-any-return]
 
-    _bind(build, method, f"Awaitable[{_return_name(build)}]")
-    return method
+    async def secret_method(self: Any, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        request = build(*args, **kwargs)
+        del args, kwargs
+        return await self._execute(request)  # type: ignore[no-any-return]
+
+    chosen = secret_method if secret else method
+    _bind(build, chosen, f"Awaitable[{_return_name(build)}]")
+    return chosen
 
 
 def _return_name(build: Callable[..., Any]) -> str:

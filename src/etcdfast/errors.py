@@ -59,6 +59,9 @@ __all__ = [
     "PermissionNotGrantedError",
     "RootUserNotExistError",
     "RootRoleNotExistError",
+    "RoleEmptyError",
+    "PermissionNotGivenError",
+    "InvalidAuthMgmtError",
     "ClusterError",
     "MemberNotFoundError",
     "MemberExistsError",
@@ -311,6 +314,19 @@ class RootRoleNotExistError(AuthError, FailedPreconditionError):
     pass
 
 
+class RoleEmptyError(AuthError, InvalidArgumentError):
+    """No role name was given."""
+
+
+class PermissionNotGivenError(AuthError, InvalidArgumentError):
+    """A permission grant without a permission (etcd 3.5+)."""
+
+
+class InvalidAuthMgmtError(AuthError, InvalidArgumentError):
+    """A change that would lock everyone out while auth is on: deleting the
+    ``root`` user, or revoking the ``root`` role from it."""
+
+
 # -- cluster membership
 
 
@@ -521,6 +537,12 @@ _BY_MESSAGE: Dict[str, Type[EtcdError]] = {
     "etcdserver: permission is not granted to the role": PermissionNotGrantedError,
     "etcdserver: root user does not exist": RootUserNotExistError,
     "etcdserver: root user does not have root role": RootRoleNotExistError,
+    "etcdserver: role name is empty": RoleEmptyError,
+    "etcdserver: permission not given": PermissionNotGivenError,
+    "etcdserver: invalid auth management": InvalidAuthMgmtError,
+    # Not in rpctypes: the auth store's own error, sent with code UNKNOWN when
+    # a password is given for a user created with no_password=True.
+    "auth: authentication failed, password was given for no password user": AuthFailedError,
     "etcdserver: member not found": MemberNotFoundError,
     "etcdserver: member ID already exist": MemberExistsError,
     "etcdserver: Peer URLs already exists": PeerURLExistsError,

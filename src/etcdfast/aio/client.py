@@ -416,18 +416,16 @@ class AsyncClient(ClientCore):
             finally:
                 call.cancel()
 
-    # -- lifecycle -----------------------------------------------------------
-
     # -- Auth (etcdfast.auth) --------------------------------------------------
 
     auth_enable = async_method(_auth.auth_enable)
     auth_disable = async_method(_auth.auth_disable)
     auth_status = async_method(_auth.auth_status)
-    user_add = async_method(_auth.user_add)
+    user_add = async_method(_auth.user_add, secret=True)
     user_get = async_method(_auth.user_get)
     user_list = async_method(_auth.user_list)
     user_delete = async_method(_auth.user_delete)
-    user_change_password = async_method(_auth.user_change_password)
+    user_change_password = async_method(_auth.user_change_password, secret=True)
     user_grant_role = async_method(_auth.user_grant_role)
     user_revoke_role = async_method(_auth.user_revoke_role)
     role_add = async_method(_auth.role_add)
@@ -469,6 +467,8 @@ class AsyncClient(ClientCore):
                     logging.getLogger("etcdfast").debug("endpoint sync failed: %s", exc)
 
         self._sync_task = asyncio.get_running_loop().create_task(run(), name="etcdfast-autosync")
+
+    # -- lifecycle -----------------------------------------------------------
 
     async def close(self) -> None:
         """Stop watches and keep-alives, close the channel. Idempotent; later

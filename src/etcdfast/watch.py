@@ -19,6 +19,7 @@ reader thread per client; ``etcdfast.aio.watch`` runs the same hub on a task.
 from __future__ import annotations
 
 import collections
+import itertools
 import logging
 import queue
 import threading
@@ -403,15 +404,17 @@ class Watch:
                 return
 
     def __iter__(self) -> Iterator[WatchItem]:
+        # chain.from_iterable walks each batch's event list in C: the Python
+        # generator below runs once per response, not once per event.
+        return itertools.chain.from_iterable(self._item_lists())
+
+    def _item_lists(self) -> Iterator[List[WatchItem]]:
         while True:
             try:
                 item = self._next(None)
             except StopIteration:
                 return
-            if isinstance(item, Progress):
-                yield item
-            else:
-                yield from item.events  # type: ignore[attr-defined]
+            yield [item] if isinstance(item, Progress) else item.events  # type: ignore[attr-defined]
 
     def get(self, timeout: Optional[float] = None) -> List[WatchItem]:
         """The next batch of items, waiting at most ``timeout`` seconds (Timeout if none)."""

@@ -92,7 +92,7 @@ class Client(ClientCore):
         compare-less Txns of at most ``batch_ops`` ops (default 128, etcd's
         ``--max-txn-ops``) and ``max_batch_bytes`` request bytes (default
         1 MiB, under etcd's 1.5 MiB ``--max-request-bytes``); up to
-        ``concurrency`` Txns (default 4) are in flight on the client's one
+        ``concurrency`` Txns (default 16) are in flight on the client's one
         channel. A key repeated in the input starts a new batch that waits for
         the one holding the earlier write, so the last write wins. ``lease``
         attaches every key to a lease; ``progress(n)`` is called on this

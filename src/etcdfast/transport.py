@@ -202,7 +202,7 @@ class ClientCore:
         max_retries: int = DEFAULT_MAX_RETRIES,
         keepalive_time: Optional[float] = DEFAULT_KEEPALIVE_TIME,
         keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT,
-        keepalive_permit_without_calls: bool = True,
+        keepalive_permit_without_calls: bool = False,
         require_leader: bool = False,
         user: Optional[str] = None,
         password: Optional[str] = None,
@@ -237,8 +237,10 @@ class ClientCore:
         self._common_options = options
         if keepalive_time is not None:
             # Pings find a dead connection (a member cut off by the network)
-            # within keepalive_time + keepalive_timeout, even with no call in
-            # flight. etcd refuses pings more often than every 5 s by default.
+            # within keepalive_time + keepalive_timeout while calls or streams
+            # are open. Not without any: etcd's default enforcement policy
+            # (PermitWithoutStream=false) answers such pings with GOAWAY
+            # "too_many_pings" and drops an idle client after ~40 s.
             options += [
                 ("grpc.keepalive_time_ms", int(keepalive_time * 1000)),
                 ("grpc.keepalive_timeout_ms", int(keepalive_timeout * 1000)),

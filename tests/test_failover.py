@@ -78,3 +78,32 @@ def test_require_leader_fails_fast_on_a_member_cut_off_from_its_leader(cluster, 
     finally:
         for other in cluster.members[1:]:
             other.resume()
+
+
+def test_async_failover_and_endpoint_sync(cluster):
+    import asyncio
+
+    from conftest import run
+
+    async def main():
+        seed = cluster.members[0]
+        async with etcdfast.AsyncClient(seed.endpoint, timeout=5, auto_sync_interval=0.3) as client:
+            await client.put("/fo/async", "1")
+            deadline = time.monotonic() + 10
+            while len(client.endpoints) < 3:
+                assert time.monotonic() < deadline, client.endpoints
+                await asyncio.sleep(0.1)
+            watch = await client.watch("/fo/async")
+            seed.kill()
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    await client.put("/fo/async", "2")
+                    break
+                except (etcdfast.Unavailable, etcdfast.Timeout):  # election under way
+                    assert time.monotonic() < deadline
+                    await asyncio.sleep(0.1)
+            assert await client.get_value("/fo/async") == b"2"
+            assert [e.value for e in await watch.get(timeout=20)][-1:] == [b"2"]
+
+    run(main())

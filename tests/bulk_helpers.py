@@ -5,9 +5,8 @@ from __future__ import annotations
 import itertools
 from typing import List, Sequence
 
-import pytest
+from conftest import crash_safe_etcd_binary
 
-from etcdfast.testing import EtcdBinaryNotFound, find_crash_safe_etcd_binary
 from etcdfast.types import KeyValue
 
 
@@ -17,8 +16,5 @@ def revision_runs(kvs: Sequence[KeyValue]) -> List[int]:
 
 
 def crash_safe_etcd() -> str:
-    """See etcdfast.testing.find_crash_safe_etcd_binary (CI installs Debian's 3.4)."""
-    try:
-        return find_crash_safe_etcd_binary()
-    except EtcdBinaryNotFound as exc:
-        pytest.skip(str(exc))
+    """See conftest.crash_safe_etcd_binary."""
+    return crash_safe_etcd_binary()

@@ -12,11 +12,12 @@ import threading
 import time
 
 import pytest
+from conftest import crash_safe_etcd_binary
 
 import etcdfast
 from etcdfast import NoLeaderError, Timeout, Unavailable
 from etcdfast.errors import EtcdError, OutcomeUnknownError
-from etcdfast.testing import EtcdCluster, EtcdServer, FaultProxy, find_crash_safe_etcd_binary
+from etcdfast.testing import EtcdCluster, EtcdServer, FaultProxy
 
 SOAK = os.environ.get("ETCDFAST_SOAK", "") not in ("", "0")
 LEADER_KILLS = 20 if SOAK else 4
@@ -25,7 +26,7 @@ LEADER_KILLS = 20 if SOAK else 4
 @pytest.fixture()
 def cluster():
     # Acknowledged writes must survive kill -9: not etcd 3.5.0-3.5.2 (etcd#13766).
-    with EtcdCluster(3, find_crash_safe_etcd_binary()) as running:
+    with EtcdCluster(3, crash_safe_etcd_binary()) as running:
         yield running
 
 

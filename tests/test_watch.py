@@ -10,10 +10,11 @@ import time
 import urllib.request
 
 import pytest
+from conftest import crash_safe_etcd_binary
 
 import etcdfast
 from etcdfast import CompactedError, EmptyKeyError, Unavailable
-from etcdfast.testing import EtcdServer, find_crash_safe_etcd_binary, free_port
+from etcdfast.testing import EtcdServer, free_port
 from etcdfast.types import EventType, Progress
 
 
@@ -216,7 +217,7 @@ def test_watch_survives_kill_9_and_restart_without_loss_or_repeats(twin):
     count = 600
     # etcd 3.5.0-3.5.2 may lose acknowledged writes on kill -9 (etcd#13766),
     # which would look like lost events: use a binary without that bug.
-    with EtcdServer(find_crash_safe_etcd_binary()) as server:
+    with EtcdServer(crash_safe_etcd_binary()) as server:
         with etcdfast.Client(server.endpoint, timeout=10) as client:
             prefix = b"/fault/"
             start = client.put(b"/fault-start", b"x").header.revision + 1

@@ -29,6 +29,37 @@ def take(watch, n, timeout=10.0):
     return items
 
 
+class Collector:
+    """Iterates a watch on a thread of its own (the path where the consumer
+    reads the stream itself), keeping the items and the error that ended it."""
+
+    def __init__(self, watch):
+        self.watch = watch
+        self.items = []
+        self.error = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        try:
+            for item in self.watch:
+                self.items.append(item)
+        except BaseException as exc:  # noqa: B036 - kept for the test to check
+            self.error = exc
+
+    def wait_for(self, n, timeout=20.0):
+        deadline = time.monotonic() + timeout
+        while len(self.items) < n and self.error is None:
+            assert time.monotonic() < deadline, f"only {len(self.items)} of {n} items"
+            time.sleep(0.01)
+        return self.items
+
+    def finish(self, timeout=10.0):
+        self.watch.cancel()
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the iterating consumer did not end"
+
+
 def test_put_and_delete_events_on_a_key(client, etcd_prefix):
     key = etcd_prefix + b"k"
     with client.watch(key) as watch:
@@ -213,7 +244,8 @@ _WRITER = textwrap.dedent("""
 """)
 
 
-def test_watch_survives_kill_9_and_restart_without_loss_or_repeats(twin):
+@pytest.mark.parametrize("consume", ["get", "iterate"])
+def test_watch_survives_kill_9_and_restart_without_loss_or_repeats(twin, consume):
     count = 600
     # etcd 3.5.0-3.5.2 may lose acknowledged writes on kill -9 (etcd#13766),
     # which would look like lost events: use a binary without that bug.
@@ -226,10 +258,22 @@ def test_watch_survives_kill_9_and_restart_without_loss_or_repeats(twin):
                 [sys.executable, "-c", _WRITER, server.endpoint, prefix.decode(), str(count)],
                 stdout=subprocess.PIPE, text=True,
             )
-            seen = []
+            # "get" waits on the watch's queue; "iterate" reads the stream
+            # itself while it waits, and hands the failure to the background
+            # thread that reconnects.
+            collector = Collector(watch) if consume == "iterate" else None
+            seen = collector.items if collector else []
+
+            def pull():
+                if collector is None:
+                    seen.extend(watch.get(timeout=20))
+                else:
+                    collector.wait_for(len(seen) + 1)
+                    assert collector.error is None, collector.error
+
             try:
                 while len(seen) < 150:
-                    seen.extend(watch.get(timeout=20))
+                    pull()
                 server.kill()
                 time.sleep(0.5)
                 server.restart()
@@ -237,10 +281,12 @@ def test_watch_survives_kill_9_and_restart_without_loss_or_repeats(twin):
                 assert int(writer.stdout.read()) == count
                 final = client.get(prefix, prefix=True, count_only=True).header.revision
                 while not seen or seen[-1].revision < final:
-                    seen.extend(watch.get(timeout=20))
+                    pull()
             finally:
                 if writer.poll() is None:
                     writer.kill()
+                if collector is not None:
+                    collector.finish()
             revisions = [e.revision for e in seen]
             assert revisions == sorted(set(revisions)), "an event was repeated or reordered"
             replay = client.watch(prefix, prefix=True, start_revision=start)
@@ -253,7 +299,10 @@ def test_watch_survives_kill_9_and_restart_without_loss_or_repeats(twin):
             assert {e.key for e in seen} == {prefix + b"%06d" % i for i in range(count)}
 
 
-def test_compaction_while_disconnected_ends_the_watch_with_the_compact_revision(monkeypatch, twin):
+@pytest.mark.parametrize("consume", ["get", "iterate"])
+def test_compaction_while_disconnected_ends_the_watch_with_the_compact_revision(
+    monkeypatch, twin, consume
+):
     # Hold the reconnect back long enough to compact while the watch is away.
     from etcdfast import _backoff
 
@@ -262,13 +311,129 @@ def test_compaction_while_disconnected_ends_the_watch_with_the_compact_revision(
         with etcdfast.Client(server.endpoint, timeout=10) as watcher_client:
             watch = watcher_client.watch("/c/", prefix=True)
             watcher_client.put("/c/1", "a")
-            assert take(watch, 1)[0].value == b"a"
+            collector = Collector(watch) if consume == "iterate" else None
+            first = collector.wait_for(1) if collector else take(watch, 1)
+            assert first[0].value == b"a"
             server.kill()
             server.restart()
             with etcdfast.Client(server.endpoint, timeout=10) as other:
                 other.put("/c/2", "b")
                 latest = other.put("/c/3", "c").header.revision
                 other.compact(latest)
-            with pytest.raises(CompactedError) as info:
-                take(watch, 10, timeout=15)
-            assert info.value.compact_revision == latest
+            if collector is None:
+                with pytest.raises(CompactedError) as info:
+                    take(watch, 10, timeout=15)
+                error = info.value
+            else:
+                collector.thread.join(15)
+                assert not collector.thread.is_alive(), "the consumer stalled"
+                error = collector.error
+                assert isinstance(error, CompactedError) and len(collector.items) == 1
+            assert error.compact_revision == latest
+
+
+# -- consumers that read the stream themselves (leader/follower) ----------------
+
+
+def test_an_iterating_consumer_reads_the_stream_itself(client, etcd_prefix):
+    watch = client.watch(etcd_prefix, prefix=True)
+    collector = Collector(watch)
+    try:
+        client.put(etcd_prefix + b"1", b"1")
+        collector.wait_for(1)
+        stream = client._watch_stream
+        deadline = time.monotonic() + 5
+        # Nothing is queued for it: the consumer takes the read role and
+        # waits in the gRPC call, not on a hand-off from the background thread.
+        while stream._reader is not watch:
+            assert time.monotonic() < deadline, f"read role held by {stream._reader!r}"
+            time.sleep(0.01)
+        revisions = [client.put(etcd_prefix + b"%d" % i, b"v").header.revision for i in range(2, 50)]
+        assert [e.revision for e in collector.wait_for(49)[1:]] == revisions
+    finally:
+        collector.finish()
+    assert collector.error is None
+
+
+def test_a_busy_consumer_does_not_hold_up_the_other_watches(client, etcd_prefix):
+    release = threading.Event()
+    busy_items = []
+
+    def busy_consumer():
+        for event in busy:
+            busy_items.append(event)
+            if len(busy_items) == 1:
+                release.wait(30)  # user code that takes its time, while holding no role
+            if len(busy_items) == 4:
+                return
+
+    busy = client.watch(etcd_prefix + b"busy/", prefix=True)
+    other = client.watch(etcd_prefix + b"other/", prefix=True)
+    thread = threading.Thread(target=busy_consumer, daemon=True)
+    thread.start()
+    try:
+        client.put(etcd_prefix + b"busy/1", b"1")
+        deadline = time.monotonic() + 10
+        while not busy_items:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        for i in range(3):
+            client.put(etcd_prefix + b"busy/%d" % (i + 2), b"x")
+            client.put(etcd_prefix + b"other/%d" % i, b"y")
+        # The background thread takes the unused read role back: the other
+        # watch sees its events while the busy consumer is still in user code.
+        assert [e.key for e in take(other, 3, timeout=5)] == [
+            etcd_prefix + b"other/%d" % i for i in range(3)
+        ]
+        assert len(busy_items) == 1
+    finally:
+        release.set()
+        thread.join(10)
+    assert [e.key for e in busy_items] == [etcd_prefix + b"busy/%d" % i for i in range(1, 5)]
+    busy.cancel()
+    other.cancel()
+
+
+class _Interrupt(BaseException):
+    """Stands for KeyboardInterrupt without disturbing pytest."""
+
+
+def test_an_interrupted_consumer_leaves_the_stream_working(client, etcd_prefix):
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals reach only the main thread")
+
+    def interrupt(signum, frame):
+        raise _Interrupt()
+
+    watch = client.watch(etcd_prefix, prefix=True)
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.3)
+        with pytest.raises(_Interrupt):
+            next(iter(watch))  # nothing to read: the consumer waits in the gRPC call
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    revision = client.put(etcd_prefix + b"after", b"1").header.revision
+    events = iter(watch)
+    assert next(events).revision == revision  # the stream and the role survived
+    again = client.put(etcd_prefix + b"again", b"2").header.revision
+    assert next(events).revision == again
+    watch.cancel()
+
+
+def test_close_ends_a_consumer_waiting_in_the_stream(etcd_server, etcd_prefix, twin):
+    client = etcdfast.Client(etcd_server.endpoint, timeout=10)
+    collector = Collector(client.watch(etcd_prefix + b"closing"))
+    client.put(etcd_prefix + b"closing", b"1")  # the first item hands the consumer the role
+    collector.wait_for(1)
+    deadline = time.monotonic() + 5
+    while client._watch_stream._reader is not collector.watch:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    client.close()
+    collector.thread.join(10)
+    assert not collector.thread.is_alive()
+    assert isinstance(collector.error, etcdfast.ClientClosedError)

@@ -12,8 +12,12 @@ revision twin) so that after a broken stream every watch is re-created at
 If that revision has been compacted meanwhile, the watch ends with
 :class:`~etcdfast.errors.CompactedError` carrying the compact revision.
 
-The sync driver (:class:`WatchStream` + :class:`Watch`) runs the hub on one
-reader thread per client; ``etcdfast.aio.watch`` runs the same hub on a task.
+The sync driver (:class:`WatchStream` + :class:`Watch`) reads the stream
+leader/follower style: a consumer iterating its watch reads the gRPC stream
+itself while it waits, so a busy watch's responses go from grpc's receive
+straight to the thread that uses them. A background thread reads whenever no
+consumer does (other watches keep flowing while a consumer is busy) and owns
+reconnecting. ``etcdfast.aio.watch`` runs the same hub on a task.
 """
 
 from __future__ import annotations
@@ -382,10 +386,13 @@ class Watch:
     def _next(self, timeout: Optional[float]) -> object:
         if self._done:
             raise StopIteration
-        try:
-            item = self._queue.get(timeout=timeout)
-        except queue.Empty:
-            raise Timeout(f"no watch event within {timeout} s") from None
+        if timeout is None:
+            item = self._stream._next_for(self)
+        else:
+            try:
+                item = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                raise Timeout(f"no watch event within {timeout} s") from None
         if item is END:
             self._done = True
             raise StopIteration
@@ -438,14 +445,34 @@ class Watch:
         return f"<Watch {self.spec.key!r} next_revision={self.revision}>"
 
 
+#: Who reads the stream (``WatchStream._reader``) when no consumer does.
+_BACKGROUND = "background"
+
+#: How long the read role must sit unused before the background thread takes
+#: it back from consumers: the most a busy consumer (one running user code
+#: between batches) can delay the other watches of its stream. Consumers that
+#: keep reading release and retake the role far more often than this.
+_IDLE_ROLE_S = 0.01
+
+
 class WatchStream:
     """One ``Watch`` stream per sync client, opened on first use.
 
-    A reader thread feeds responses to the :class:`WatchHub`. When the
-    stream breaks it reconnects with jittered backoff and re-creates every
-    watch at its resume revision. Watches never created yet fail at once
-    (a dead endpoint raises, it does not hang); created ones are retried for
-    ``reconnect_timeout`` seconds, then end with ``Unavailable``.
+    Responses reach the :class:`WatchHub` leader/follower style. Exactly one
+    thread at a time holds the *read role* and calls ``next()`` on the gRPC
+    call: preferably a consumer that iterates its watch and has nothing
+    queued, which then gets its own events without a thread hand-off; else
+    the background thread, so that watches nobody is iterating right now
+    still drain the stream. The background thread hands the role to a waiting
+    consumer as soon as that consumer has something to wake up for, and takes
+    it back after the role has been unused for ``_IDLE_ROLE_S``.
+
+    The background thread alone reconnects: a consumer that sees the stream
+    fail passes the error to it. When the stream breaks it reconnects with
+    jittered backoff and re-creates every watch at its resume revision.
+    Watches never created yet fail at once (a dead endpoint raises, it does
+    not hang); created ones are retried for ``reconnect_timeout`` seconds,
+    then end with ``Unavailable``.
     """
 
     def __init__(
@@ -467,6 +494,13 @@ class WatchStream:
         self._thread: Optional[threading.Thread] = None
         self._wake = threading.Event()
         self._closed = False
+        # The read role (see the class docstring); all under self._lock.
+        self._reader: object = None  # None, _BACKGROUND or the leading Watch
+        self._role_changed = threading.Condition(self._lock)
+        self._releases = 0  # role releases by consumers (and hand-overs)
+        self._background_asleep = False  # waiting without a timeout
+        self._handed_error: Optional[BaseException] = None  # a consumer's read failure
+        self._waiting: "set[Watch]" = set()  # consumers blocked on their queue
 
     def watch(self, spec: WatchSpec, timeout: Optional[float]) -> Watch:
         """Create a watch and wait until the server confirms it."""
@@ -507,6 +541,7 @@ class WatchStream:
         with self._lock:
             self._closed = True
             self._wake.set()
+            self._role_changed.notify_all()
             call, thread = self._call, self._thread
             if self._requests is not None:
                 self._requests.put(None)
@@ -520,11 +555,112 @@ class WatchStream:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    # -- reader thread ---------------------------------------------------------
+    # -- consumers reading --------------------------------------------------------
+
+    def _next_for(self, handle: Watch) -> object:
+        """The next item of ``handle``'s queue, reading the stream while it waits."""
+        queue_ = handle._queue
+        while True:
+            try:
+                return queue_.get_nowait()
+            except queue.Empty:
+                pass
+            with self._lock:
+                call = self._call
+                if (self._reader is not None or call is None or self._closed
+                        or self._handed_error is not None):
+                    # Someone else reads (or the stream is down): it delivers
+                    # our items and, if it is the background thread, hands
+                    # us the role when it wakes us.
+                    self._waiting.add(handle)
+                    waiting = True
+                else:
+                    self._reader = handle
+                    waiting = False
+            if waiting:
+                try:
+                    return queue_.get()
+                finally:
+                    with self._lock:
+                        self._waiting.discard(handle)
+            self._read_once(handle, call)
+
+    def _read_once(self, handle: Watch, call: Any) -> None:
+        """Read and route one response as the role holder; then release the role."""
+        handed: Optional[BaseException] = None
+        try:
+            raw = next(call)
+        except Exception as exc:  # StopIteration, RpcError...: the background thread's job
+            handed = exc
+        except BaseException:
+            # KeyboardInterrupt and the like are the consumer's own. grpc keeps
+            # the receive pending, so whoever reads next gets that response.
+            self._release(None)
+            raise
+        else:
+            with self._lock:
+                try:
+                    replies = self._hub.handle(raw, self._tracker)
+                except Exception as exc:  # malformed response, stale token...
+                    handed = exc
+                else:
+                    if self._requests is not None:
+                        for reply in replies:
+                            self._requests.put(reply)
+        self._release(handed)
+
+    def _release(self, handed: Optional[BaseException]) -> None:
+        with self._lock:
+            self._reader = None
+            self._releases += 1
+            if handed is not None:
+                self._handed_error = handed
+            if handed is not None or self._background_asleep:
+                self._background_asleep = False
+                self._role_changed.notify()
+
+    # -- background thread ----------------------------------------------------------
 
     def _start(self) -> None:
+        self._reader = _BACKGROUND
         self._thread = threading.Thread(target=self._run, name="etcdfast-watch", daemon=True)
         self._thread.start()
+
+    def _take_role(self) -> None:
+        """Block the background thread until it holds the read role.
+
+        Raises a consumer's read failure, as if the background thread had
+        read it, so that the one reconnect path handles every failure.
+        """
+        with self._lock:
+            seen = -1
+            while True:
+                if self._closed:
+                    self._reader = _BACKGROUND
+                    raise ClientClosedError("the client was closed")
+                if self._handed_error is not None:
+                    error, self._handed_error = self._handed_error, None
+                    self._reader = _BACKGROUND
+                    raise error
+                if self._reader is _BACKGROUND:
+                    return
+                if self._reader is None and self._releases == seen:
+                    self._reader = _BACKGROUND  # unused for a whole period
+                    return
+                if self._reader is not None and self._releases == seen:
+                    # A consumer has been waiting in next() for a whole
+                    # period (a quiet stream): sleep until it lets go.
+                    self._background_asleep = True
+                    self._role_changed.wait()
+                else:
+                    seen = self._releases
+                    self._role_changed.wait(_IDLE_ROLE_S)
+
+    def _hand_over(self) -> None:
+        """After routing a response: let a waiting consumer read, if one has cause to wake."""
+        if any(not handle._queue.empty() for handle in self._waiting):
+            self._reader = None
+            self._releases += 1
 
     @staticmethod
     def _iterate(requests: "queue.SimpleQueue[Optional[bytes]]") -> Iterator[bytes]:
@@ -551,13 +687,18 @@ class WatchStream:
             requests = None
             try:
                 call, requests = self._connect()
-                for raw in call:
+                while True:
+                    self._take_role()
+                    raw = next(call)
                     failing_since = None
                     backoff.reset()
                     with self._lock:
                         replies = self._hub.handle(raw, self._tracker)
                         for reply in replies:
                             requests.put(reply)
+                        self._hand_over()
+            except StopIteration:
+                pass  # the server ended the stream: stream_broke() treats None as Unavailable
             except grpc.RpcError as exc:
                 error = self._error_of(exc)
             except EtcdError as exc:  # a malformed response, a stale token...
@@ -570,12 +711,12 @@ class WatchStream:
                 self._requests = None
                 self._call = None
                 if self._closed:
-                    self._thread = None
+                    self._thread = self._reader = None
                     return
                 failing_since = failing_since or time.monotonic()
                 down_for = time.monotonic() - failing_since
                 if not self._hub.stream_broke(error, down_for, self.reconnect_timeout):
-                    self._thread = None  # the next watch() starts a new reader
+                    self._thread = self._reader = None  # the next watch() starts a new reader
                     return
             log.debug("watch stream broke (%s); reconnecting", error)
             self._wake.wait(backoff.next_delay())  # close() cuts the wait short

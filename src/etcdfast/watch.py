@@ -361,7 +361,7 @@ class Watch:
         #: The exception that ended the watch, if any.
         self.error: Optional[BaseException] = None
 
-    # called by the hub, on the reader thread
+    # called by the hub, on whichever thread holds the read role
     def deliver(self, item: object) -> None:
         if item is CREATED:
             self._created.set()

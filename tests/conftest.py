@@ -44,19 +44,19 @@ def crash_safe_etcd_binary() -> str:
 
 def load_twin(name: str) -> SimpleNamespace:
     try:
-        keys, wire, revision, watch = _codec.load(name)
+        modules = _codec.load(name)
     except ImportError as exc:
         if REQUIRE_EXTENSIONS:
             raise RuntimeError(
                 "ETCDFAST_REQUIRE_EXTENSIONS=1 but the compiled twin does not import"
             ) from exc
         pytest.skip(f"compiled twin not built: {exc}")
-    return SimpleNamespace(name=name, keys=keys, wire=wire, revision=revision, watch=watch)
+    return SimpleNamespace(name=name, **dict(zip(_codec.MODULES, modules)))
 
 
 @pytest.fixture(params=["fast", "pure"], scope="session")
 def codec(request: pytest.FixtureRequest) -> SimpleNamespace:
-    """One codec twin (``keys``, ``wire``, ``revision``, ``watch`` modules); runs tests once per twin."""
+    """One codec twin (its ``_codec.MODULES``: ``keys``, ``wire``, ...); runs tests once per twin."""
     return load_twin(request.param)
 
 
@@ -70,10 +70,8 @@ def twins() -> SimpleNamespace:
 def twin(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
     """Switch the whole package to one twin for this test (clients made inside use it)."""
     chosen = load_twin(request.param)
-    monkeypatch.setattr(_codec, "keys", chosen.keys)
-    monkeypatch.setattr(_codec, "wire", chosen.wire)
-    monkeypatch.setattr(_codec, "revision", chosen.revision)
-    monkeypatch.setattr(_codec, "watch", chosen.watch)
+    for module in _codec.MODULES:
+        monkeypatch.setattr(_codec, module, getattr(chosen, module))
     monkeypatch.setattr(_codec, "IMPLEMENTATION", chosen.name)
     return chosen
 

@@ -475,7 +475,7 @@ def test_packer_respects_ops_and_bytes(twin):
     rng = random.Random(4)
     items = [(b"k%06d" % i, b"v" * rng.choice([0, 1, 100, 3000])) for i in range(2000)]
     for batch_ops, max_bytes in [(128, 1 << 20), (7, 1 << 20), (128, 9000), (1, 4000)]:
-        packer = bulk.BatchPacker(batch_ops, max_bytes, 0)
+        packer = twin.batch.BatchPacker(batch_ops, max_bytes, 0)
         batches = [b for b in map(packer.add, items) if b is not None] + [packer.flush()]
         assert [b.seq for b in batches] == list(range(len(batches)))
         assert batches[0].start == 0 and batches[-1].stop == len(items)
@@ -488,7 +488,7 @@ def test_packer_respects_ops_and_bytes(twin):
 
 
 def test_packer_orders_repeated_keys(twin):
-    packer = bulk.BatchPacker(4, 1 << 20, 0)
+    packer = twin.batch.BatchPacker(4, 1 << 20, 0)
     out = [packer.add((k, b"v")) for k in [b"a", b"b", b"a", b"c", b"d", b"e", b"f", b"b"]]
     first, second = out[2], out[6]
     assert (first.start, first.stop, first.after) == (0, 2, -1)  # cut at the repeated b"a"
@@ -498,7 +498,7 @@ def test_packer_orders_repeated_keys(twin):
     packer.release(first)
     packer.release(second)
     # A finished batch's keys are forgotten: no dependency on it.
-    again = bulk.BatchPacker(2, 1 << 20, 0)
+    again = twin.batch.BatchPacker(2, 1 << 20, 0)
     again.add((b"x", b"1"))
     again.add((b"y", b"1"))
     again.release(again.add((b"z", b"1")))

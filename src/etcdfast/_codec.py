@@ -14,7 +14,10 @@ import sys
 from types import ModuleType
 from typing import TYPE_CHECKING, Tuple
 
-__all__ = ["IMPLEMENTATION", "keys", "wire", "revision", "watch", "load"]
+__all__ = ["IMPLEMENTATION", "keys", "wire", "revision", "watch", "batch", "load"]
+
+#: The twin modules, in the order load() returns them.
+MODULES = ("keys", "wire", "revision", "watch", "batch")
 
 
 def _forced_pure() -> bool:
@@ -23,8 +26,8 @@ def _forced_pure() -> bool:
     )
 
 
-def load(implementation: str) -> Tuple[ModuleType, ModuleType, ModuleType, ModuleType]:
-    """Import one twin's ``(keys, wire, revision, watch)`` modules: ``"fast"`` or ``"pure"``.
+def load(implementation: str) -> Tuple[ModuleType, ModuleType, ModuleType, ModuleType, ModuleType]:
+    """Import one twin's ``(keys, wire, revision, watch, batch)`` modules: ``"fast"`` or ``"pure"``.
 
     Used by the chooser below and by tests that run both twins side by side.
     """
@@ -32,20 +35,20 @@ def load(implementation: str) -> Tuple[ModuleType, ModuleType, ModuleType, Modul
         raise ValueError(f"unknown implementation {implementation!r}")
     package = f"{__package__}._{implementation}"
     return tuple(  # type: ignore[return-value]
-        importlib.import_module(f"{package}.{name}") for name in ("keys", "wire", "revision", "watch")
+        importlib.import_module(f"{package}.{name}") for name in MODULES
     )
 
 
 if TYPE_CHECKING or _forced_pure():
-    from ._pure import keys, revision, watch, wire
+    from ._pure import batch, keys, revision, watch, wire
 
     IMPLEMENTATION = "pure"
 else:
     try:
-        keys, wire, revision, watch = load("fast")
+        keys, wire, revision, watch, batch = load("fast")
         IMPLEMENTATION = "fast"
     except ImportError:
         # Not compiled (no C compiler at install time): setup.py already
         # warned loudly, and etcdfast.IMPLEMENTATION tells the user.
-        keys, wire, revision, watch = load("pure")
+        keys, wire, revision, watch, batch = load("pure")
         IMPLEMENTATION = "pure"

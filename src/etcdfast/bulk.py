@@ -68,12 +68,10 @@ from .errors import (
     BulkWriteError,
     CancelledError,
     ClientClosedError,
-    EmptyKeyError,
     FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
     PermissionDeniedError,
-    RequestTooLargeError,
     ResourceExhaustedError,
     RevisionError,
     Unavailable,
@@ -147,27 +145,6 @@ ProgressCallback = Callable[[int], object]
 # -- put_many: planning -------------------------------------------------------
 
 
-def _varint_len(n: int) -> int:
-    if n < 0x80:
-        return 1
-    if n < 0x4000:
-        return 2
-    return (n.bit_length() + 6) // 7
-
-
-def _item_size(key_len: int, value_len: int, lease_size: int) -> int:
-    # TxnRequest.success -> RequestOp.request_put -> PutRequest{key, value, lease}:
-    # a tag byte and a varint length per level. Inlined for the common sizes:
-    # this runs once per item.
-    put = key_len + lease_size + (2 if key_len < 0x80 else 1 + _varint_len(key_len))
-    if value_len:
-        put += value_len + (
-            2 if value_len < 0x80 else 3 if value_len < 0x4000 else 1 + _varint_len(value_len)
-        )
-    op = put + (2 if put < 0x80 else 3 if put < 0x4000 else 1 + _varint_len(put))
-    return op + (2 if op < 0x80 else 3 if op < 0x4000 else 1 + _varint_len(op))
-
-
 def _positive(name: str, value: Optional[int], default: int) -> int:
     if value is None:
         return default
@@ -178,133 +155,10 @@ def _positive(name: str, value: Optional[int], default: int) -> int:
     return value
 
 
-class Batch:
-    """One Txn of puts: items ``[start, stop)`` of the input, encoded.
-
-    ``after`` is the ``seq`` of an earlier batch that writes one of the same
-    keys (-1: none); it must finish before this one is sent, so that the later
-    value wins.
-    """
-
-    __slots__ = ("seq", "start", "stop", "payload", "items", "after")
-
-    def __init__(
-        self, seq: int, start: int, stop: int, payload: bytes,
-        items: List[Tuple[bytes, bytes]], after: int,
-    ) -> None:
-        self.seq = seq
-        self.start = start
-        self.stop = stop
-        self.payload = payload
-        self.items: Optional[List[Tuple[bytes, bytes]]] = items
-        self.after = after
-
-    def __repr__(self) -> str:
-        return f"<Batch {self.seq} items [{self.start}, {self.stop}) {len(self.payload)} bytes>"
-
-
-class BatchPacker:
-    """Packs ``(key, value)`` items into batches (:class:`Batch`) of at most
-    ``batch_ops`` puts and ``max_batch_bytes`` request bytes.
-
-    :meth:`add` returns the previous batch when the new item does not fit in
-    it (the item then starts the next one), so one batch is being filled while
-    the others are in flight. A key already in the batch being filled also
-    starts a new one (etcd refuses a Txn that writes a key twice); a key held
-    by an unfinished earlier batch makes the new batch wait for that one
-    (:attr:`Batch.after`). The key index holds only keys of unfinished batches:
-    :meth:`release` drops a finished batch's keys.
-    """
-
-    def __init__(self, batch_ops: int, max_batch_bytes: int, lease: int) -> None:
-        self.batch_ops = batch_ops
-        self.max_batch_bytes = max_batch_bytes
-        if lease >= 1 << 63:
-            raise InvalidArgumentError(f"lease ID must be < 2**63, got {lease}")
-        self.lease = lease
-        self._lease_size = 1 + _varint_len(lease) if lease else 0
-        self._to_bytes = _codec.keys.to_bytes
-        self._encode = _codec.wire.encode_put_txn
-        self._keys: Dict[bytes, int] = {}
-        self._items: List[Tuple[bytes, bytes]] = []
-        self._size = 0
-        self._after = -1
-        self._seq = 0
-        self._start = 0
-        #: Items accepted so far (the index of the next item).
-        self.index = 0
-
-    def item_size(self, key: bytes, value: bytes) -> int:
-        """Bytes one put adds to the TxnRequest (exactly what ``encode_put_txn`` writes)."""
-        return _item_size(len(key), len(value), self._lease_size)
-
-    def add(self, item: ItemLike) -> Optional[Batch]:
-        """Take the next item; return a finished batch if one is ready.
-
-        Raises ``TypeError``/``ValueError`` (not a pair of str/bytes),
-        :class:`EmptyKeyError` or :class:`RequestTooLargeError` for a bad item,
-        which is then not taken.
-        """
-        index = self.index
-        key, value = item
-        k = key if key.__class__ is bytes else bytes(self._to_bytes(key))
-        v = value if value.__class__ is bytes else bytes(self._to_bytes(value))
-        if not k:
-            raise EmptyKeyError(f"item {index}: the key is empty")
-        n = _item_size(len(k), len(v), self._lease_size)
-        if n > self.max_batch_bytes:
-            raise RequestTooLargeError(
-                f"item {index} (key {_short(k)}) needs {n} request bytes, more than "
-                f"max_batch_bytes={self.max_batch_bytes}; raise max_batch_bytes (up to a few "
-                "KiB under the server's --max-request-bytes, 1.5 MiB by default) or skip it"
-            )
-        keys = self._keys
-        owner = keys.get(k)
-        batch = None
-        if (
-            owner == self._seq
-            or len(self._items) >= self.batch_ops
-            or self._size + n > self.max_batch_bytes
-        ):
-            batch = self._cut()
-        if owner is not None and owner != self._seq and owner > self._after:
-            self._after = owner
-        keys[k] = self._seq
-        self._items.append((k, v))
-        self._size += n
-        self.index = index + 1
-        return batch
-
-    def flush(self) -> Optional[Batch]:
-        """The batch being filled, if it holds anything."""
-        return self._cut() if self._items else None
-
-    def _cut(self) -> Batch:
-        items = self._items
-        batch = Batch(self._seq, self._start, self.index, self._encode(items, self.lease), items,
-                      self._after)
-        self._seq += 1
-        self._start = self.index
-        self._items = []
-        self._size = 0
-        self._after = -1
-        return batch
-
-    def release(self, batch: Batch) -> None:
-        """Forget the keys of a finished (or abandoned) batch."""
-        items, batch.items = batch.items, None
-        if items:
-            keys, seq = self._keys, batch.seq
-            for k, _ in items:
-                if keys.get(k) == seq:
-                    del keys[k]
-
-
-def _short(key: bytes, limit: int = 200) -> str:
-    # Keep both ends: long keys usually differ at the end.
-    text = repr(key)
-    half = (limit - 3) // 2
-    return text if len(text) <= limit else text[:half] + "..." + text[-half:]
+# The packer is the codec twin's (its per-item loop is compiled in the fast
+# twin); the names stay importable from here.
+Batch = _codec.batch.Batch
+BatchPacker = _codec.batch.BatchPacker
 
 
 # -- put_many: book-keeping ---------------------------------------------------
@@ -524,7 +378,7 @@ class BulkLoad:
             raise TypeError(f"progress must be callable, not {type(progress).__name__}")
         self.concurrency = _positive("concurrency", concurrency, DEFAULT_CONCURRENCY)
         self.timeout = check_timeout(timeout)
-        self.packer = BatchPacker(
+        self.packer = _codec.batch.BatchPacker(
             _positive("batch_ops", batch_ops, DEFAULT_BATCH_OPS),
             _positive("max_batch_bytes", max_batch_bytes, DEFAULT_MAX_BATCH_BYTES),
             kv.lease_id(lease),

@@ -167,3 +167,41 @@ def test_watch_cursor_accept(benchmark, impl):
     benchmark.group = "WatchCursor.accept 1000 events"
     run = accept_after_resume(fast_revision if impl == "fast" else pure_revision)
     assert benchmark(run) is WATCH_EVENTS
+
+
+PACKERS = {"fast": fast_batch.BatchPacker, "pure": pure_batch.BatchPacker}
+PACKED = 100_000
+
+
+def bulk_items():
+    # Made afresh for every round, as put_many's input usually is: the keys'
+    # hashes are not cached yet, so hashing them is part of the cost.
+    items = [(b"/bench/bulk/%012d" % i, VALUE) for i in range(PACKED)]
+    assert len(items[0][0]) == 24
+    return (items,), {}
+
+
+def pack(packer_class):
+    # put_many's per-item work at default settings: add every item, release
+    # each batch as its Txn would complete, flush the last one.
+    def run(items):
+        packer = packer_class(128, 1 << 20, 0)
+        add, release = packer.add, packer.release
+        batches = 0
+        for item in items:
+            batch = add(item)
+            if batch is not None:
+                release(batch)
+                batches += 1
+        release(packer.flush())
+        return batches + 1
+
+    return run
+
+
+@pytest.mark.parametrize("impl", list(PACKERS))
+def test_pack_100k_items(benchmark, impl):
+    benchmark.group = f"BatchPacker: pack {PACKED // 1000}k items (24 B keys, 128 B values)"
+    benchmark.extra_info["items"] = PACKED
+    batches = benchmark.pedantic(pack(PACKERS[impl]), setup=bulk_items, rounds=7, warmup_rounds=1)
+    assert batches == -(-PACKED // 128)

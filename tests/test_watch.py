@@ -437,3 +437,23 @@ def test_close_ends_a_consumer_waiting_in_the_stream(etcd_server, etcd_prefix, t
     collector.thread.join(10)
     assert not collector.thread.is_alive()
     assert isinstance(collector.error, etcdfast.ClientClosedError)
+
+
+def test_many_iterating_consumers_each_get_exactly_their_events(client, etcd_prefix):
+    # Consumers take the read role from one another and from the background
+    # thread all the time here: a lost wake-up shows as a stall, a misrouted
+    # response as a wrong or missing event.
+    collectors = [Collector(client.watch(etcd_prefix + b"%d/" % n, prefix=True)) for n in range(8)]
+    try:
+        expected = {n: [] for n in range(8)}
+        for i in range(400):
+            n = i % 8
+            key = etcd_prefix + b"%d/%04d" % (n, i)
+            expected[n].append((key, client.put(key, b"v").header.revision))
+        for n, collector in enumerate(collectors):
+            items = collector.wait_for(50)
+            assert collector.error is None
+            assert [(e.key, e.revision) for e in items] == expected[n]
+    finally:
+        for collector in collectors:
+            collector.finish()

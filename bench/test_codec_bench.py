@@ -182,18 +182,17 @@ def bulk_items():
 
 
 def pack(packer_class):
-    # put_many's per-item work at default settings: add every item, release
-    # each batch as its Txn would complete, flush the last one.
+    # put_many's per-item work at default settings: fill batches from the
+    # input (BulkLoad.fill's loop), release each as its Txn would complete,
+    # flush the last one.
     def run(items):
         packer = packer_class(128, 1 << 20, 0)
-        add, release = packer.add, packer.release
+        source = iter(items)
         batches = 0
-        for item in items:
-            batch = add(item)
-            if batch is not None:
-                release(batch)
-                batches += 1
-        release(packer.flush())
+        while (batch := packer.fill(source)) is not None:
+            packer.release(batch)
+            batches += 1
+        packer.release(packer.flush())
         return batches + 1
 
     return run

@@ -249,6 +249,27 @@ CONVERSION_ERRORS = {name for name, (_, error) in BAD_ITEMS.items() if error is 
 }
 
 
+def test_fill_stops_at_the_first_batch_and_at_a_failing_source(codec):
+    packer = codec.batch.BatchPacker(2, 500, 0)
+    source = iter([(b"a", b"1"), (b"b", b"1"), (b"c", b"1"), (b"d", b"1")])
+    batch = packer.fill(source)
+    assert batch.items == [(b"a", b"1"), (b"b", b"1")] and packer.index == 3
+    assert next(source) == (b"d", b"1")  # nothing read past the item that cut the batch
+    assert packer.fill(iter([])) is None and packer.index == 3
+
+    def failing():
+        yield (b"e", b"1")
+        raise OSError("input broke")
+
+    with pytest.raises(OSError, match="input broke"):
+        packer.fill(failing())
+    assert packer.index == 4  # the items before the failure are taken
+    with pytest.raises(EmptyKeyError):
+        packer.fill(iter([(b"", b"x")]))
+    assert packer.index == 4
+    assert packer.flush().items == [(b"c", b"1"), (b"e", b"1")]
+
+
 def test_bad_pair_keeps_the_original_error_as_cause(codec):
     with pytest.raises(ValueError) as info:
         codec.batch.BatchPacker(8, 500, 0).add((b"k",))
@@ -332,6 +353,18 @@ class PackersAgree(RuleBasedStateMachine):
     def add(self, item):
         (fast, fast_error), (pure, pure_error) = attempt(self.fast.add, item), attempt(self.pure.add, item)
         assert fast_error == pure_error, (item, fast_error, pure_error)
+        self.check(fast, pure)
+
+    @rule(items=st.lists(ITEM, max_size=6))
+    def fill(self, items):
+        # fill() is add() in a loop that stops at the first batch or error:
+        # both twins must stop at the same item, leaving the rest unread.
+        sources = iter(items), iter(items)
+        (fast, fast_error), (pure, pure_error) = (
+            attempt(self.fast.fill, sources[0]), attempt(self.pure.fill, sources[1])
+        )
+        assert fast_error == pure_error, (items, fast_error, pure_error)
+        assert list(sources[0]) == list(sources[1])
         self.check(fast, pure)
 
     @rule()

@@ -400,18 +400,11 @@ class BulkLoad:
         """Pull items from a sync iterator until a batch is ready (``None``: no more)."""
         if self.exhausted:
             return None
-        add = self.packer.add  # the per-item loop of self.add, inlined: the hot path
         try:
-            for item in source:
-                try:
-                    batch = add(item)
-                except Exception as exc:
-                    return self.input_failed(exc)
-                if batch is not None:
-                    return batch
-        except Exception as exc:  # raised by the input iterable itself
+            batch = self.packer.fill(source)  # the per-item loop, in the codec twin
+        except Exception as exc:  # a bad item, or raised by the input iterable itself
             return self.input_failed(exc)
-        return self.finish()
+        return batch if batch is not None else self.finish()
 
     def finish(self) -> Optional[Batch]:
         """The input ended: the last, partly filled batch."""

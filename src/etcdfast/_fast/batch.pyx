@@ -77,6 +77,18 @@ cdef class BatchPacker:
 
     def add(self, item):
         """See ``_pure/batch.py``."""
+        return self._add(item)
+
+    def fill(self, source):
+        """See ``_pure/batch.py``."""
+        cdef object batch
+        for item in source:
+            batch = self._add(item)
+            if batch is not None:
+                return batch
+        return None
+
+    cdef object _add(self, object item):
         cdef Py_ssize_t index = self.index
         cdef object key, value, owner, batch = None
         cdef bytes k, v

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sized
 from operator import index as as_index
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from ..errors import EmptyKeyError, InvalidArgumentError, RequestTooLargeError
 from .keys import to_bytes
@@ -158,6 +158,20 @@ class BatchPacker:
         self._size += n
         self._index = index + 1
         return batch
+
+    def fill(self, source: Iterator[Any]) -> Optional[Batch]:
+        """:meth:`add` items from ``source`` until a batch is ready; ``None`` when it runs out.
+
+        The loop of ``put_many``: the compiled twin runs it in C, without a
+        Python call per item. An exception from ``source`` or a bad item
+        propagates; the items before it are taken, the failing one is not.
+        """
+        add = self.add
+        for item in source:
+            batch = add(item)
+            if batch is not None:
+                return batch
+        return None
 
     def flush(self) -> Optional[Batch]:
         """The batch being filled, if it holds anything."""

@@ -571,6 +571,11 @@ _BY_MESSAGE: Dict[str, Type[EtcdError]] = {
     "etcdserver: server stopped": ServerStoppedError,
     "etcdserver: unhealthy cluster": UnhealthyClusterError,
     "etcdserver: corrupt cluster": CorruptError,
+    # The server's own context errors: etcd hands them to grpc-go unconverted,
+    # and older grpc-go servers (etcd 3.4) send them with code UNKNOWN. The
+    # deadline was the caller's, which the server saw expire first.
+    "context deadline exceeded": Timeout,
+    "context canceled": CancelledError,
 }
 
 # Fallback by gRPC status name when the message is not one of etcd's.

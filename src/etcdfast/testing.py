@@ -1,9 +1,13 @@
-"""Real etcd servers for tests: :class:`EtcdServer` and a pytest plugin.
+"""Real etcd servers for tests: :class:`EtcdServer`, :class:`EtcdCluster`,
+:class:`FaultProxy` and a pytest plugin.
 
 Nothing here is a mock. :class:`EtcdServer` runs the real ``etcd`` binary on
 free loopback ports with its own temporary data directory, waits until it
 answers, and stops it by the PID it started -- never by name, so a developer's
-own etcd is never touched.
+own etcd is never touched. :class:`EtcdCluster` runs several of them as one
+cluster with fast elections, and kills, restarts or freezes members (the
+leader, say) on demand; :class:`FaultProxy` sits between a client and a
+server and blackholes, resets or delays the connection.
 
 The binary is found in this order (:func:`find_etcd_binary`):
 
@@ -27,10 +31,13 @@ Installed with etcdfast, the pytest plugin gives your own tests these fixtures:
 from __future__ import annotations
 
 import atexit
+import collections
+import errno
 import functools
 import http.client
 import os
 import re
+import selectors
 import shutil
 import signal
 import socket
@@ -40,11 +47,24 @@ import subprocess
 import tempfile
 import threading
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Iterator, Mapping, NamedTuple, Optional, Sequence, Set
+from typing import (
+    IO,
+    TYPE_CHECKING,
+    Any,
+    Deque,
+    Dict,
+    Iterator,
+    List,
+    Mapping,
+    NamedTuple,
+    Optional,
+    Sequence,
+    Set,
+    Tuple,
+)
 
 if TYPE_CHECKING:
     import pytest
@@ -566,20 +586,83 @@ class EtcdServer:
         self.close()
 
 
+# -- clusters -------------------------------------------------------------------
+
+# Clusters still open at interpreter exit are closed (members killed by PID,
+# the root directory removed). Registered after _kill_leftovers, so it runs
+# first; _kill_leftovers then finds nothing of theirs left.
+_LIVE_CLUSTERS: "Set[EtcdCluster]" = set()
+
+
+@atexit.register
+def _close_leftover_clusters() -> None:
+    for cluster in list(_LIVE_CLUSTERS):
+        cluster.close()
+
+
+def _metrics(member: EtcdServer, timeout: float = 1.0) -> Dict[str, float]:
+    """The unlabelled gauges of a member's Prometheus ``/metrics`` page ({} if it does not answer)."""
+    conn: http.client.HTTPConnection
+    if member.tls is not None:
+        context = ssl.create_default_context(cafile=member.tls.ca)
+        context.load_cert_chain(member.tls.client_cert, member.tls.client_key)
+        conn = http.client.HTTPSConnection("127.0.0.1", member.client_port, timeout=timeout,
+                                           context=context)
+    else:
+        conn = http.client.HTTPConnection("127.0.0.1", member.client_port, timeout=timeout)
+    try:
+        conn.request("GET", "/metrics")
+        answer = conn.getresponse()
+        body = answer.read().decode("utf-8", "replace") if answer.status == 200 else ""
+    except (OSError, http.client.HTTPException):
+        return {}
+    finally:
+        conn.close()
+    gauges: Dict[str, float] = {}
+    for line in body.splitlines():
+        if line.startswith("etcd_server_"):  # is_leader, has_leader, leader_changes_seen_total...
+            name, _, value = line.partition(" ")
+            try:
+                gauges[name] = float(value)
+            except ValueError:
+                continue
+    return gauges
+
+
+def _is_leader(member: EtcdServer) -> bool:
+    # The Prometheus gauge exists on 3.4 and 3.5 and needs no client.
+    return _metrics(member).get("etcd_server_is_leader") == 1.0
+
+
 class EtcdCluster:
     """``n`` real etcd members on loopback, joined with ``--initial-cluster``.
 
     ::
 
-        with EtcdCluster(3) as cluster:
-            client = etcdfast.Client(cluster.endpoints)
-            cluster.kill(cluster.leader())      # fault injection
-            cluster.restart(...)
+        from etcdfast.testing import EtcdCluster
 
-    Elections are fast (50 ms heartbeat, 500 ms election timeout) so fault
-    tests do not wait long for a new leader. Members are :class:`EtcdServer`
-    objects (``cluster.members[i]``) with all their controls; the cluster's
-    methods take member indexes.
+        with EtcdCluster(3) as cluster:                   # started, a leader elected
+            client = etcdfast.Client(cluster.endpoints)   # all members, round-robin
+            client.put("k", "v")
+            victim = cluster.kill_leader()                # kill -9; returns its index
+            cluster.wait_for_leader()                     # the others elect a new one
+            cluster.restart(victim)                       # back on its data dir
+
+    Members are :class:`EtcdServer` objects (``cluster.members[i]``, with
+    all their controls); the cluster's own methods take member indexes.
+    Every member lives in one temporary root directory (``cluster.root``,
+    removed by :meth:`close`; pass ``data_root`` to keep it), its data in
+    ``m<i>.etcd`` and its log in ``m<i>.log``. Elections are fast
+    (``heartbeat_ms=50``, ``election_ms=500``) so fault tests do not wait
+    long for a new leader; etcd wants ``election_ms >= 5 * heartbeat_ms``.
+
+    ``tls`` (a :class:`Certificates`, see :func:`make_certificates`) serves
+    clients over https on every member (peers still talk plain http on
+    loopback); ``client_cert_auth`` makes the members demand client
+    certificates. ``extra_args`` go to every member's command line.
+
+    Processes are stopped by their PID only, and any cluster still open when
+    the interpreter exits is closed then.
     """
 
     def __init__(
@@ -587,83 +670,136 @@ class EtcdCluster:
         n: int = 3,
         binary: Optional[str] = None,
         *,
-        heartbeat_ms: int = 50,
-        election_ms: int = 500,
+        tls: Optional[Certificates] = None,
+        client_cert_auth: bool = False,
         extra_args: Sequence[str] = (),
+        election_ms: int = 500,
+        heartbeat_ms: int = 50,
         startup_timeout: float = 60.0,
+        data_root: str | os.PathLike[str] | None = None,
     ) -> None:
         if n < 1:
             raise ValueError("a cluster needs at least one member")
-        ports = [(free_port(), free_port()) for _ in range(n)]
-        initial = ",".join(f"m{i}=http://127.0.0.1:{peer}" for i, (_, peer) in enumerate(ports))
-        token = f"etcdfast-{uuid.uuid4().hex[:12]}"
+        if heartbeat_ms <= 0 or election_ms < 5 * heartbeat_ms:
+            raise ValueError(
+                f"etcd needs election_ms >= 5 * heartbeat_ms > 0 (got {election_ms} and {heartbeat_ms})"
+            )
+        self.n = n
+        self.binary = find_etcd_binary(binary)
+        self.tls = tls
+        self.client_cert_auth = client_cert_auth
+        self.extra_args = list(extra_args)
+        self.election_ms = election_ms
+        self.heartbeat_ms = heartbeat_ms
+        self.startup_timeout = startup_timeout
+        self._own_root = data_root is None
+        self.root = (
+            tempfile.mkdtemp(prefix="etcdfast-cluster-", dir=_temp_root()) if data_root is None
+            else os.fspath(data_root)
+        )
+        #: ``--initial-cluster-token``: unique, so members of two clusters never join up.
+        self.token = f"etcdfast-{uuid.uuid4().hex[:12]}"
+        self.members: List[EtcdServer] = []
+        self._closed = False
+        self._build()
+
+    def _build(self) -> None:
+        """Create the member objects on fresh ports (nothing is started)."""
+        ports: List[int] = []
+        while len(ports) < 2 * self.n:  # free_port() may hand out the same port twice
+            port = free_port()
+            if port not in ports:
+                ports.append(port)
+        pairs = [(ports[2 * i], ports[2 * i + 1]) for i in range(self.n)]
+        initial = ",".join(f"m{i}=http://127.0.0.1:{peer}" for i, (_, peer) in enumerate(pairs))
         self.members = [
             EtcdServer(
-                binary, name=f"m{i}", client_port=client, peer_port=peer,
-                startup_timeout=startup_timeout,
-                extra_args=["--initial-cluster", initial, "--initial-cluster-token", token,
-                            "--heartbeat-interval", str(heartbeat_ms),
-                            "--election-timeout", str(election_ms), *extra_args],
+                self.binary, name=f"m{i}", client_port=client, peer_port=peer,
+                data_dir=os.path.join(self.root, f"m{i}.etcd"),
+                log_path=os.path.join(self.root, f"m{i}.log"),
+                startup_timeout=self.startup_timeout,
+                tls=self.tls, client_cert_auth=self.client_cert_auth,
+                extra_args=["--initial-cluster", initial,
+                            "--initial-cluster-token", self.token,
+                            "--initial-cluster-state", "new",
+                            "--heartbeat-interval", str(self.heartbeat_ms),
+                            "--election-timeout", str(self.election_ms),
+                            *self.extra_args],
             )
-            for i, (client, peer) in enumerate(ports)
+            for i, (client, peer) in enumerate(pairs)
         ]
 
+    # -- identity --------------------------------------------------------------
+
     @property
-    def endpoints(self) -> list[str]:
+    def endpoints(self) -> List[str]:
+        """Every member's endpoint, for ``etcdfast.Client(cluster.endpoints)``."""
         return [member.endpoint for member in self.members]
 
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def __repr__(self) -> str:
+        states = ", ".join(
+            f"{m.name}:{'paused' if m._paused else 'up' if m.running else 'down'}" for m in self.members
+        )
+        return f"<EtcdCluster {states}>"
+
+    # -- lifecycle -------------------------------------------------------------
+
     def start(self) -> "EtcdCluster":
-        """Start every member and wait until each answers (a quorum exists)."""
-        # A member is healthy only once a quorum is up: start them together.
-        errors: list[BaseException] = []
+        """Start every member at once, wait until each is healthy and a leader is elected.
+
+        A member is healthy only once a quorum is up, so they start
+        together. A port taken by someone else between choosing and binding
+        is retried with new ports (twice); any other failure closes the
+        cluster and raises :class:`EtcdStartError` with the member's log.
+        """
+        if self._closed:
+            raise RuntimeError("the cluster is closed")
+        _LIVE_CLUSTERS.add(self)
+        attempts = 3
+        for attempt in range(attempts):
+            failed = self._start_members()
+            if not failed:
+                break
+            error = failed[0][1]
+            in_use = any("address already in use" in f"{exc}\n{m.log_tail()}" for m, exc in failed)
+            if attempt == attempts - 1 or not in_use:
+                self.close()
+                raise error
+            for m in self.members:  # start over: new ports mean a new initial cluster
+                m.close()
+                shutil.rmtree(m.data_dir, ignore_errors=True)
+            self._build()
+        self.wait_for_leader(self.startup_timeout)
+        return self
+
+    def _start_members(self) -> List[Tuple[EtcdServer, BaseException]]:
+        failed: List[Tuple[EtcdServer, BaseException]] = []
 
         def start(member: EtcdServer) -> None:
             try:
                 member.start()
-            except BaseException as exc:  # re-raised below, on the caller's thread
-                errors.append(exc)
+            except BaseException as exc:  # re-raised by start(), on the caller's thread
+                failed.append((member, exc))
 
-        threads = [threading.Thread(target=start, args=(m,)) for m in self.members]
+        threads = [threading.Thread(target=start, args=(m,), name=f"etcdfast-start-{m.name}")
+                   for m in self.members]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-        if errors:
-            self.close()
-            raise errors[0]
-        return self
-
-    def leader(self, timeout: float = 15.0) -> int:
-        """The index of the current leader (waits up to ``timeout`` for one)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for i, member in enumerate(self.members):
-                if member.running and not member._paused and _is_leader(member):
-                    return i
-            time.sleep(0.05)
-        raise EtcdStartError(f"no leader within {timeout} s")
-
-    def kill(self, i: int) -> None:
-        self.members[i].kill()
-
-    def restart(self, i: int) -> None:
-        self.members[i].restart()
-
-    def pause(self, i: int) -> None:
-        self.members[i].pause()
-
-    def resume(self, i: int) -> None:
-        self.members[i].resume()
-
-    def kill_leader(self) -> int:
-        """``kill -9`` the leader; returns its index (restart it with :meth:`restart`)."""
-        i = self.leader()
-        self.kill(i)
-        return i
+        return failed
 
     def close(self) -> None:
+        """Kill every member (by PID) and remove the root directory. Idempotent."""
+        self._closed = True
         for member in self.members:
             member.close()
+        _LIVE_CLUSTERS.discard(self)
+        if self._own_root:
+            shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self) -> "EtcdCluster":
         return self.start()
@@ -671,73 +807,262 @@ class EtcdCluster:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # -- the leader ------------------------------------------------------------
 
-def _is_leader(member: EtcdServer) -> bool:
-    # The Prometheus gauge exists on 3.4 and 3.5 and needs no client.
-    try:
-        with urllib.request.urlopen(f"{member.client_url}/metrics", timeout=1) as answer:
-            body = answer.read().decode()
-    except OSError:
-        return False
-    return any(line.strip() == "etcd_server_is_leader 1" for line in body.splitlines())
+    def _live(self) -> List[int]:
+        return [i for i, m in enumerate(self.members) if m.running and not m._paused]
+
+    def _leader_now(self, require_followers: bool) -> Optional[int]:
+        gauges = {i: _metrics(self.members[i]) for i in self._live()}
+        leaders = [i for i, g in gauges.items() if g.get("etcd_server_is_leader") == 1.0]
+        if len(leaders) != 1:  # none yet, or an old leader that has not stepped down
+            return None
+        if require_followers and (
+            len(gauges) <= len(self.members) // 2  # no quorum: the leader is about to step down
+            or any(g.get("etcd_server_has_leader") != 1.0 for g in gauges.values())
+        ):
+            return None
+        return leaders[0]
+
+    def leader(self, timeout: float = 15.0) -> int:
+        """The index of the current leader, waiting up to ``timeout`` seconds for one.
+
+        Read from each running, unpaused member's ``/metrics`` gauge
+        ``etcd_server_is_leader`` (etcd 3.4 and 3.5; no client needed).
+        Raises :class:`EtcdStartError` if no single leader shows up in time.
+        """
+        return self._wait_leader(timeout, require_followers=False)
+
+    def wait_for_leader(self, timeout: float = 15.0) -> int:
+        """Wait until one member leads, a quorum of members is running (and not
+        paused), and every one of those follows a leader
+        (``etcd_server_has_leader``); returns the leader's index.
+
+        Use it after a fault, before counting on the cluster again. Raises
+        :class:`EtcdStartError` on timeout, naming each member's state.
+        """
+        return self._wait_leader(timeout, require_followers=True)
+
+    def _wait_leader(self, timeout: float, require_followers: bool) -> int:
+        deadline = time.monotonic() + timeout
+        while True:
+            index = self._leader_now(require_followers)
+            if index is not None:
+                return index
+            if time.monotonic() >= deadline:
+                raise EtcdStartError(f"no leader within {timeout} s: {self!r}")
+            time.sleep(0.05)
+
+    # -- faults ----------------------------------------------------------------
+
+    def kill(self, i: int) -> None:
+        """``kill -9`` member ``i`` (its data dir stays for :meth:`restart`)."""
+        self.members[i].kill()
+
+    def stop(self, i: int) -> None:
+        """Stop member ``i`` gracefully (SIGTERM)."""
+        self.members[i].stop()
+
+    def restart(self, i: int) -> None:
+        """Start member ``i`` again on its ports and data dir; returns once it is healthy
+        (which, for etcd, includes having a leader)."""
+        self.members[i].restart()
+
+    def pause(self, i: int) -> None:
+        """Freeze member ``i`` (SIGSTOP): its sockets stay open but it answers nothing,
+        neither clients nor peers -- pause the others to cut one member off."""
+        self.members[i].pause()
+
+    def resume(self, i: int) -> None:
+        """Undo :meth:`pause` (SIGCONT)."""
+        self.members[i].resume()
+
+    def kill_leader(self, timeout: float = 15.0) -> int:
+        """``kill -9`` the leader; returns its index (bring it back with :meth:`restart`)."""
+        i = self.leader(timeout)
+        self.kill(i)
+        return i
+
+    def pause_leader(self, timeout: float = 15.0) -> int:
+        """Freeze the leader (SIGSTOP); returns its index (:meth:`resume` it)."""
+        i = self.leader(timeout)
+        self.pause(i)
+        return i
+
+
+# -- TCP fault proxy ---------------------------------------------------------------
+
+_CHUNK = 65536
+_DOWN, _UP = 0, 1
+
+
+class _Pipe:
+    """One direction of a proxied connection: chunks waiting for their due time."""
+
+    __slots__ = ("chunks", "queued", "eof", "shut")
+
+    def __init__(self) -> None:
+        self.chunks: Deque[List[Any]] = collections.deque()  # [due (monotonic), bytes]
+        self.queued = 0
+        self.eof = False  # the source sent FIN
+        self.shut = False  # ...and it was passed on (shutdown(SHUT_WR) of the destination)
+
+
+class _Link:
+    """A client connection (``down``) and the proxy's connection to the target (``up``)."""
+
+    __slots__ = ("down", "up", "connecting", "to_up", "to_down", "damaged", "closed", "events")
+
+    def __init__(self, down: socket.socket) -> None:
+        self.down = down
+        self.up: Optional[socket.socket] = None
+        self.connecting = False
+        self.to_up = _Pipe()
+        self.to_down = _Pipe()
+        #: Bytes (or a FIN) were dropped by a blackhole: the streams have a gap.
+        self.damaged = False
+        self.closed = False
+        self.events = [0, 0]  # selector interest of down, up
 
 
 class FaultProxy:
-    """A TCP proxy on loopback in front of one etcd member, with faults on demand.
+    """A TCP proxy on loopback in front of one server, with network faults on demand.
 
-    Point a client at ``proxy.endpoint`` instead of the member, then switch
-    modes at any time: :meth:`pass_through` (the default), :meth:`blackhole`
-    (connections stay open but every byte is dropped both ways: the client
-    sees a silent peer, as with a network partition), :meth:`reset` (every
-    connection, current and new, is reset with RST) and :meth:`delay` (adds
-    latency to every chunk forwarded). Threads and sockets only, bounded by
-    the number of connections; :meth:`close` stops everything.
+    ::
+
+        with EtcdServer() as server, FaultProxy("127.0.0.1", server.client_port) as proxy:
+            client = etcdfast.Client(proxy.endpoint, timeout=5)
+            proxy.blackhole()        # the client now talks to a silent peer
+            proxy.pass_through()     # healed
+
+    ``FaultProxy(host, port)``, or ``FaultProxy("host:port")`` with an
+    endpoint string (``https://`` endpoints keep their scheme in
+    :attr:`endpoint`: TLS passes through the proxy untouched).
+
+    Modes, switched at any time from any thread (each switch has taken
+    effect when the call returns):
+
+    :meth:`pass_through`
+        forward both directions (the default). (``pass`` is a Python keyword.)
+    :meth:`blackhole`
+        keep accepting and holding connections, but drop every byte both
+        ways -- and FINs: the client sees a silent peer, as in a network
+        partition, and only its own timeouts or keepalive pings can tell.
+        New connections are not even forwarded. When the blackhole ends,
+        connections that lost bytes are reset (their byte streams have gaps
+        no protocol can continue); idle ones carry on.
+    :meth:`reset`
+        RST every open connection (``SO_LINGER`` 0), and every new one right
+        after accepting it, until the mode changes.
+    :meth:`delay`
+        forward, but hold each chunk ``seconds`` before passing it on
+        (latency, not a bandwidth cap: chunks in flight overlap).
+
+    One thread and non-blocking sockets, stdlib only. Resources are bounded:
+    at most ``max_connections`` connections (more are reset at once) and
+    ``buffer_bytes`` queued per direction (then the proxy stops reading,
+    which pushes back on the sender). Counters: :attr:`accepted`,
+    :attr:`connections`, :attr:`bytes_forwarded`, :attr:`bytes_dropped`,
+    :attr:`resets`. :meth:`close` resets everything and stops the thread.
     """
 
-    def __init__(self, target: str) -> None:
-        host, _, port = target.rpartition(":")
-        self.target = (host or "127.0.0.1", int(port))
+    def __init__(
+        self,
+        target_host: str,
+        target_port: Optional[int] = None,
+        *,
+        max_connections: int = 128,
+        buffer_bytes: int = 1 << 20,
+    ) -> None:
+        scheme = ""
+        if target_port is None:  # "host:port" or "http(s)://host:port"
+            text = target_host
+            if "://" in text:
+                scheme, _, text = text.partition("://")
+            host, sep, port_text = text.rstrip("/").rpartition(":")
+            if not sep or not port_text.isdigit():
+                raise ValueError(f"target {target_host!r} is not 'host:port'")
+            target_host, target_port = host.strip("[]") or "127.0.0.1", int(port_text)
+        infos = socket.getaddrinfo(target_host, target_port, type=socket.SOCK_STREAM)
+        if not infos:  # pragma: no cover - getaddrinfo raises instead
+            raise ValueError(f"cannot resolve {target_host!r}")
+        family, _, _, _, address = infos[0]
+        self._family: int = family
+        self._address: Any = address
+        self.target = (target_host, int(target_port))
+        self._scheme = "https://" if scheme == "https" else ""
+        self.max_connections = max_connections
+        self.buffer_bytes = buffer_bytes
+        #: ``"pass"``, ``"blackhole"`` or ``"reset"``; :attr:`latency` applies in ``"pass"``.
         self.mode = "pass"
         self.latency = 0.0
-        self._lock = threading.Lock()
-        self._sockets: Set[socket.socket] = set()
-        self._closed = False
+        self.accepted = 0
+        self.bytes_forwarded = 0
+        self.bytes_dropped = 0
+        self.resets = 0
+        self._links: Set[_Link] = set()
+        self._commands: Deque[Tuple[int, str, float]] = collections.deque()
+        self._issued = 0
+        self._applied = 0
+        self._cond = threading.Condition()
+        self._stopping = False
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._listener.bind(("127.0.0.1", 0))
         self._listener.listen(64)
-        self._listener.settimeout(0.2)
+        self._listener.setblocking(False)
         self.port = int(self._listener.getsockname()[1])
-        threading.Thread(target=self._accept, name="etcdfast-proxy", daemon=True).start()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._listener, selectors.EVENT_READ)
+        self._selector.register(self._wake_r, selectors.EVENT_READ)
+        self._thread = threading.Thread(target=self._run, name=f"etcdfast-proxy-{self.port}", daemon=True)
+        self._thread.start()
 
     @property
     def endpoint(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        """Where clients connect instead of the target: ``127.0.0.1:<port>``."""
+        return f"{self._scheme}127.0.0.1:{self.port}"
+
+    @property
+    def connections(self) -> int:
+        """Connections currently open through the proxy."""
+        return len(self._links)
+
+    def __repr__(self) -> str:
+        latency = f" +{self.latency:g}s" if self.latency else ""
+        return (f"<FaultProxy {self.endpoint} -> {self.target[0]}:{self.target[1]} "
+                f"{self.mode}{latency} connections={self.connections}>")
+
+    # -- modes (any thread) ----------------------------------------------------
 
     def pass_through(self) -> None:
-        self.mode, self.latency = "pass", 0.0
+        """Forward both ways with no added latency (ends blackhole, reset and delay)."""
+        self._command("pass", 0.0)
 
     def blackhole(self) -> None:
-        self.mode = "blackhole"
-
-    def delay(self, seconds: float) -> None:
-        self.mode, self.latency = "pass", seconds
+        """Hold connections open and drop every byte both ways (a silent peer)."""
+        self._command("blackhole", self.latency)
 
     def reset(self) -> None:
-        """Reset every open connection now, and every new one until the mode changes."""
-        self.mode = "reset"
-        with self._lock:
-            sockets = list(self._sockets)
-        for sock in sockets:
-            _rst(sock)
+        """RST every open connection now, and every new one until the mode changes."""
+        self._command("reset", 0.0)
+
+    def delay(self, seconds: float) -> None:
+        """Forward with ``seconds`` of added latency per chunk, each direction."""
+        if not seconds >= 0:
+            raise ValueError(f"delay must be >= 0 seconds, got {seconds!r}")
+        self._command("pass", float(seconds))
 
     def close(self) -> None:
-        self._closed = True
-        self._listener.close()
-        with self._lock:
-            sockets = list(self._sockets)
-        for sock in sockets:
-            _rst(sock)
+        """Reset every connection, stop listening and end the thread. Idempotent."""
+        with self._cond:
+            self._stopping = True
+        self._wake()
+        if self._thread is not threading.current_thread():
+            self._thread.join(10)
 
     def __enter__(self) -> "FaultProxy":
         return self
@@ -745,53 +1070,240 @@ class FaultProxy:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _accept(self) -> None:
-        while not self._closed:
-            try:
-                downstream, _ = self._listener.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            if self.mode == "reset":
-                _rst(downstream)
-                continue
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                _rst(downstream)
-                continue
-            with self._lock:
-                self._sockets.update((downstream, upstream))
-            for src, dst in ((downstream, upstream), (upstream, downstream)):
-                threading.Thread(target=self._pump, args=(src, dst), daemon=True,
-                                 name="etcdfast-proxy-pump").start()
+    def _command(self, mode: str, latency: float) -> None:
+        with self._cond:
+            if self._stopping:
+                raise RuntimeError("the proxy is closed")
+            self._issued += 1
+            issued = self._issued
+            self._commands.append((issued, mode, latency))
+        self._wake()
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._applied >= issued or not self._thread.is_alive(), 10):
+                raise RuntimeError("the proxy thread did not answer within 10 s")
 
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
-        src.settimeout(0.2)
+    def _wake(self) -> None:
         try:
-            while not self._closed:
-                try:
-                    chunk = src.recv(65536)
-                except socket.timeout:
-                    continue
-                if not chunk:
-                    break
-                if self.mode == "blackhole":
-                    continue  # swallowed: the peer hears nothing
-                if self.mode == "reset":
-                    break
-                if self.latency:
-                    time.sleep(self.latency)
-                dst.sendall(chunk)
+            self._wake_w.send(b"!")
+        except OSError:  # full (a wake-up is pending anyway) or closed
+            pass
+
+    # -- the proxy thread ------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while True:
+                self._apply_commands()
+                if self._stopping:
+                    return
+                for key, mask in self._selector.select(self._next_timer()):
+                    if key.fileobj is self._listener:
+                        self._accept()
+                    elif key.fileobj is self._wake_r:
+                        self._drain_wake()
+                    else:
+                        link, side = key.data
+                        if not link.closed:
+                            self._service(link, side, mask)
+                for link in list(self._links):
+                    self._flush(link)
+        finally:
+            for link in list(self._links):
+                self._drop(link, rst=True)
+            for sock in (self._listener, self._wake_r, self._wake_w):
+                sock.close()
+            self._selector.close()
+            with self._cond:
+                self._stopping = True
+                self._applied = self._issued
+                self._cond.notify_all()
+
+    def _drain_wake(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
         except OSError:
             pass
-        finally:
-            with self._lock:
-                self._sockets.discard(src)
-                self._sockets.discard(dst)
-            _rst(src)
-            _rst(dst)
+
+    def _apply_commands(self) -> None:
+        while True:
+            with self._cond:
+                if not self._commands:
+                    return
+                issued, mode, latency = self._commands.popleft()
+            old, self.mode, self.latency = self.mode, mode, latency
+            if mode == "reset":
+                for link in list(self._links):
+                    self._drop(link, rst=True)
+            elif mode == "blackhole":
+                for link in self._links:  # what is in flight is lost too
+                    for pipe in (link.to_up, link.to_down):
+                        if pipe.chunks:
+                            self.bytes_dropped += pipe.queued
+                            pipe.chunks.clear()
+                            pipe.queued = 0
+                            link.damaged = True
+            elif old == "blackhole":
+                for link in list(self._links):
+                    if link.damaged or link.to_up.eof or link.to_down.eof:
+                        self._drop(link, rst=True)
+                    elif link.up is None:
+                        self._connect_upstream(link)
+            with self._cond:
+                self._applied = issued
+                self._cond.notify_all()
+
+    def _next_timer(self) -> Optional[float]:
+        now = time.monotonic()
+        wait: Optional[float] = None
+        for link in self._links:
+            for pipe in (link.to_up, link.to_down):
+                # Chunks already due wait for their socket to be writable.
+                if pipe.chunks and pipe.chunks[0][0] > now:
+                    left = pipe.chunks[0][0] - now
+                    wait = left if wait is None else min(wait, left)
+        return wait
+
+    def _accept(self) -> None:
+        for _ in range(64):
+            try:
+                sock, _ = self._listener.accept()
+            except OSError:  # BlockingIOError: nothing more to accept
+                return
+            self.accepted += 1
+            if self.mode == "reset" or len(self._links) >= self.max_connections:
+                self.resets += 1
+                _rst(sock)
+                continue
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            link = _Link(sock)
+            self._links.add(link)
+            if self.mode != "blackhole":  # a partitioned server never hears of it
+                self._connect_upstream(link)
+            self._interest(link)
+
+    def _connect_upstream(self, link: _Link) -> None:
+        up = socket.socket(self._family, socket.SOCK_STREAM)
+        up.setblocking(False)
+        up.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        err = up.connect_ex(self._address)
+        if err not in (0, errno.EINPROGRESS, errno.EAGAIN):
+            up.close()
+            self._drop(link, rst=True)  # the target refuses: so does the proxy
+            return
+        link.up = up
+        link.connecting = err != 0
+
+    def _service(self, link: _Link, side: int, mask: int) -> None:
+        sock = link.down if side == _DOWN else link.up
+        assert sock is not None
+        if side == _UP and link.connecting:
+            if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+                self._drop(link, rst=True)
+            else:
+                link.connecting = False
+            return
+        if not mask & selectors.EVENT_READ:
+            return  # writable: _flush sends
+        pipe = link.to_up if side == _DOWN else link.to_down
+        try:
+            data = sock.recv(_CHUNK)
+        except BlockingIOError:
+            return
+        except OSError:  # reset by the peer: pass the reset on
+            self._drop(link, rst=True)
+            return
+        if self.mode == "blackhole":
+            self.bytes_dropped += len(data)
+            link.damaged = True
+            if not data:
+                pipe.eof = True  # swallowed too: the other side never hears the FIN
+            return
+        if not data:
+            pipe.eof = True
+            return
+        pipe.chunks.append([time.monotonic() + self.latency, data])
+        pipe.queued += len(data)
+
+    def _flush(self, link: _Link) -> None:
+        if link.closed:
+            return
+        now = time.monotonic()
+        for pipe, dst in ((link.to_up, link.up), (link.to_down, link.down)):
+            if dst is None or (dst is link.up and link.connecting):
+                continue
+            while pipe.chunks and pipe.chunks[0][0] <= now:
+                data = pipe.chunks[0][1]
+                try:
+                    sent = dst.send(data)
+                except BlockingIOError:
+                    break
+                except OSError:
+                    self._drop(link, rst=True)
+                    return
+                self.bytes_forwarded += sent
+                pipe.queued -= sent
+                if sent < len(data):
+                    pipe.chunks[0][1] = data[sent:]
+                    break
+                pipe.chunks.popleft()
+            if pipe.eof and not pipe.chunks and not pipe.shut and self.mode != "blackhole":
+                try:
+                    dst.shutdown(socket.SHUT_WR)  # pass the FIN on
+                except OSError:
+                    pass
+                pipe.shut = True
+        if link.to_up.shut and link.to_down.shut:
+            self._drop(link, rst=False)
+            return
+        self._interest(link)
+
+    def _interest(self, link: _Link) -> None:
+        """(Re)register the link's sockets for what they are waiting for."""
+        if link.closed:
+            return
+        now = time.monotonic()
+        hole = self.mode == "blackhole"
+        for side, sock, inbound, outbound in ((_DOWN, link.down, link.to_up, link.to_down),
+                                              (_UP, link.up, link.to_down, link.to_up)):
+            if sock is None:
+                continue
+            events = 0
+            if side == _UP and link.connecting:
+                events = selectors.EVENT_WRITE
+            else:
+                if not inbound.eof and (hole or inbound.queued < self.buffer_bytes):
+                    events |= selectors.EVENT_READ
+                if outbound.chunks and outbound.chunks[0][0] <= now:
+                    events |= selectors.EVENT_WRITE
+            if events == link.events[side]:
+                continue
+            if link.events[side] == 0:
+                self._selector.register(sock, events, (link, side))
+            elif events == 0:
+                self._selector.unregister(sock)
+            else:
+                self._selector.modify(sock, events, (link, side))
+            link.events[side] = events
+
+    def _drop(self, link: _Link, rst: bool) -> None:
+        if link.closed:
+            return
+        link.closed = True
+        self._links.discard(link)
+        if rst:
+            self.resets += 1
+        for side, sock in ((_DOWN, link.down), (_UP, link.up)):
+            if sock is None:
+                continue
+            if link.events[side]:
+                self._selector.unregister(sock)
+                link.events[side] = 0
+            if rst:
+                _rst(sock)
+            else:
+                sock.close()
 
 
 def _rst(sock: socket.socket) -> None:

@@ -183,8 +183,10 @@ def channel_target(endpoints: Sequence[Endpoint]) -> Tuple[str, List[Tuple[str, 
     target = f"{scheme}:" + ",".join(e.address for e in usable)
     options: List[Tuple[str, Any]] = [("grpc.lb_policy_name", "round_robin")]
     names = [e for e, r in zip(endpoints, resolved) if r is not None and not _is_ip(e.host)]
-    if names:
-        options.append(("grpc.default_authority", names[0].address))
+    # The authority -- with TLS, the name certificates are checked against --
+    # is the first endpoint, as in Go. Left alone, grpc uses the whole
+    # "a:1,b:2,..." address list, which no certificate names.
+    options.append(("grpc.default_authority", (names or usable)[0].address))
     return target, options
 
 

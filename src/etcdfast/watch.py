@@ -52,6 +52,7 @@ from .errors import (
     CompactedError,
     EtcdError,
     InvalidAuthTokenError,
+    NoLeaderError,
     PermissionDeniedError,
     ReauthenticatingError,
     Timeout,
@@ -214,7 +215,7 @@ class WatchHub:
         Availability problems are retried (watches resume where they were)
         for ``reconnect_timeout`` seconds of continuous failure; watches never
         created yet fail at once, since they have nothing to resume. Any
-        other error (permission denied...) ends every watch.
+        other error (permission denied...), and NoLeaderError, ends every watch.
         """
         if error is None:
             error = Unavailable("watch stream closed by the server")
@@ -222,7 +223,12 @@ class WatchHub:
             # Nothing is wrong with the watches themselves: a new login, or
             # the channel was retired after an endpoint sync. Reconnect.
             return len(self) > 0
-        if not isinstance(error, (Unavailable, Timeout)):
+        if not isinstance(error, (Unavailable, Timeout)) or isinstance(error, NoLeaderError):
+            # NoLeaderError comes only with require_leader=True: the member lost
+            # its leader, which the caller asked to hear about. Reconnecting
+            # would only retry the same refusal for reconnect_timeout; end the
+            # watches as Go's clientv3 does -- a re-watch from watch.revision
+            # resumes where they stopped, on a member that has a leader.
             self.fail(error)
         else:
             self.fail(error, only_unconfirmed=True)

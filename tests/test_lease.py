@@ -174,3 +174,20 @@ def test_schedule_logic_without_io():
     schedule.add(b, now=0.0)
     schedule.due(0.0)
     assert schedule.answered(2, 0, now=0.1) is b and len(schedule) == 0
+
+
+def test_a_refresh_lost_with_its_stream_is_sent_again_at_once():
+    """A refresh sent on a stream that broke before answering is due again at
+    once on the next stream, not a third of the TTL later; a lease whose
+    refresh was answered keeps its schedule."""
+    schedule = KeepAliveSchedule()
+    answered, unanswered = _Handle(9, 1), _Handle(9, 2)
+    schedule.add(answered, now=100.0)
+    schedule.add(unanswered, now=100.0)
+    assert schedule.due(100.0)[0] == [1, 2]
+    schedule.answered(1, 9, now=100.01)
+    assert schedule.due(101.0)[0] == []  # both sent at 100: not due again before 103
+    schedule.stream_broke(101.0)
+    assert schedule.due(101.0)[0] == [2]
+    assert schedule.due(101.5)[0] == []  # sent again at 101: due at 104
+    assert schedule.due(103.0)[0] == [1]

@@ -203,6 +203,10 @@ class KeepAliveSchedule:
 
     #: Longest sleep between checks, so a lost lease is noticed promptly.
     MAX_WAIT = 0.5
+    #: Longest wait before reopening a broken stream: Go's ``retryConnWait``.
+    #: A longer backoff (up to 2 s) let short leases expire during rolling
+    #: member restarts although the server still held them.
+    RECONNECT_MAX = 0.5
 
     def __init__(self) -> None:
         self._entries: Dict[int, _Entry] = {}
@@ -247,6 +251,13 @@ class KeepAliveSchedule:
         entry.handle.remaining_ttl = ttl
         entry.handle.refreshed_at = sent
         return None
+
+    def stream_broke(self, now: float) -> None:
+        """The stream broke: refreshes sent on it and never answered are lost,
+        so those leases are due at once on the next stream."""
+        for entry in self._entries.values():
+            if entry.sent_at is not None and entry.sent_at != entry.handle.refreshed_at:
+                entry.due = min(entry.due, now)
 
     def expired(self, now: float) -> List[LeaseHandle]:
         """Remove and return leases whose deadline passed with no refresh."""
@@ -414,7 +425,7 @@ class KeepAliveStream:
             handle._mark_lost(lost_error(handle, expired))
 
     def _run(self) -> None:
-        backoff = Backoff()
+        backoff = Backoff(maximum=KeepAliveSchedule.RECONNECT_MAX)
         while True:
             with self._cond:
                 if self._closed or not self._schedule:
@@ -442,6 +453,7 @@ class KeepAliveStream:
                 self._call = None
                 if self._closed or not self._schedule:
                     continue
+                self._schedule.stream_broke(time.monotonic())
                 lost = self._schedule.expired(time.monotonic())
             self._report(lost, expired=True)
             with self._cond:

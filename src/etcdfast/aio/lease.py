@@ -166,7 +166,7 @@ class AsyncKeepAliveStream:
                 await self._sleep(wait)
 
     async def _run(self) -> None:
-        backoff = Backoff()
+        backoff = Backoff(maximum=KeepAliveSchedule.RECONNECT_MAX)
         while not (self._closed or not self._schedule):
             self._attempt += 1
             try:
@@ -190,6 +190,7 @@ class AsyncKeepAliveStream:
                 log.debug("keep-alive stream failed: %r", exc)
             self._attempt += 1
             self._call = None
+            self._schedule.stream_broke(time.monotonic())
             self._report(self._schedule.expired(time.monotonic()), expired=True)
             if not self._closed and self._schedule:
                 await self._sleep(backoff.next_delay())

@@ -484,8 +484,9 @@ class EtcdServer:
                 return True
         return False
 
-    def healthy(self, timeout: float = 1.0) -> bool:
-        """True when etcd's ``/health`` endpoint reports a working member."""
+    def _http_get(self, path: str, timeout: float = 1.0) -> Optional[bytes]:
+        """The body of a 200 answer to ``GET <path>`` on the client port (over
+        TLS with the client certificate when :attr:`tls` is set), or None."""
         conn: http.client.HTTPConnection
         if self.tls is not None:
             context = ssl.create_default_context(cafile=self.tls.ca)
@@ -495,13 +496,19 @@ class EtcdServer:
         else:
             conn = http.client.HTTPConnection("127.0.0.1", self.client_port, timeout=timeout)
         try:
-            conn.request("GET", "/health")
-            body = conn.getresponse().read()
+            conn.request("GET", path)
+            answer = conn.getresponse()
+            body = answer.read()
         except (OSError, http.client.HTTPException):
-            return False
+            return None
         finally:
             conn.close()
-        return b'"health":"true"' in body.replace(b" ", b"")
+        return body if answer.status == 200 else None
+
+    def healthy(self, timeout: float = 1.0) -> bool:
+        """True when etcd's ``/health`` endpoint reports a working member."""
+        body = self._http_get("/health", timeout)
+        return body is not None and b'"health":"true"' in body.replace(b" ", b"")
 
     def log_tail(self, lines: int = 30) -> str:
         """The last lines etcd wrote (for error messages)."""
@@ -601,37 +608,18 @@ def _close_leftover_clusters() -> None:
 
 
 def _metrics(member: EtcdServer, timeout: float = 1.0) -> Dict[str, float]:
-    """The unlabelled gauges of a member's Prometheus ``/metrics`` page ({} if it does not answer)."""
-    conn: http.client.HTTPConnection
-    if member.tls is not None:
-        context = ssl.create_default_context(cafile=member.tls.ca)
-        context.load_cert_chain(member.tls.client_cert, member.tls.client_key)
-        conn = http.client.HTTPSConnection("127.0.0.1", member.client_port, timeout=timeout,
-                                           context=context)
-    else:
-        conn = http.client.HTTPConnection("127.0.0.1", member.client_port, timeout=timeout)
-    try:
-        conn.request("GET", "/metrics")
-        answer = conn.getresponse()
-        body = answer.read().decode("utf-8", "replace") if answer.status == 200 else ""
-    except (OSError, http.client.HTTPException):
-        return {}
-    finally:
-        conn.close()
+    """The unlabelled ``etcd_server_*`` gauges of a member's Prometheus ``/metrics``
+    page (``is_leader``, ``has_leader``...; {} if it does not answer)."""
+    body = member._http_get("/metrics", timeout)
     gauges: Dict[str, float] = {}
-    for line in body.splitlines():
-        if line.startswith("etcd_server_"):  # is_leader, has_leader, leader_changes_seen_total...
+    for line in (body or b"").decode("utf-8", "replace").splitlines():
+        if line.startswith("etcd_server_"):
             name, _, value = line.partition(" ")
             try:
                 gauges[name] = float(value)
             except ValueError:
                 continue
     return gauges
-
-
-def _is_leader(member: EtcdServer) -> bool:
-    # The Prometheus gauge exists on 3.4 and 3.5 and needs no client.
-    return _metrics(member).get("etcd_server_is_leader") == 1.0
 
 
 class EtcdCluster:

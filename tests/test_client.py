@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 import etcdfast
-from etcdfast.errors import ClientClosedError, ProtocolError, Timeout, Unavailable
+from etcdfast.errors import CancelledError, ClientClosedError, ProtocolError, Timeout, Unavailable, classify
 from etcdfast.testing import EtcdServer, free_port
 from etcdfast.transport import Endpoint, channel_target, parse_endpoints
 
@@ -39,10 +39,21 @@ def test_endpoint_lists():
     assert [str(e) for e in parse_endpoints("a:1,b:2")] == ["a:1", "b:2"]
     target, options = channel_target(parse_endpoints(["10.0.0.1:1", "10.0.0.2:2"]))
     assert target == "ipv4:10.0.0.1:1,10.0.0.2:2" and ("grpc.lb_policy_name", "round_robin") in options
+    # The authority TLS checks certificates against: the first endpoint, as in
+    # Go -- not grpc's default, the whole address list, which no certificate names.
+    assert ("grpc.default_authority", "10.0.0.1:1") in options
     with pytest.raises(ValueError):
         parse_endpoints(["http://a:1", "https://b:2"])
     with pytest.raises(ValueError):
         parse_endpoints([])
+
+
+def test_the_servers_own_expired_context_is_a_timeout():
+    """etcd 3.4 (older grpc-go) reports its own expired or cancelled context
+    with code UNKNOWN; the deadline was the caller's, so it is still a Timeout
+    (outcome unknown), and a cancel a CancelledError."""
+    assert classify("UNKNOWN", "context deadline exceeded")[0] is Timeout
+    assert classify("UNKNOWN", "context canceled")[0] is CancelledError
 
 
 def test_methods_show_their_real_signature():

@@ -29,7 +29,6 @@ class EchoServer:
         self.port = self._listener.getsockname()[1]
         self._closed = False
         self._threads: list[threading.Thread] = []
-        self._conns: list[socket.socket] = []
         self._thread = threading.Thread(target=self._accept, daemon=True)
         self._thread.start()
 
@@ -42,7 +41,6 @@ class EchoServer:
             except OSError:
                 return
             self.accepted += 1
-            self._conns.append(conn)
             thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
             self._threads.append(thread)
             thread.start()
@@ -232,7 +230,7 @@ def test_delay_adds_latency_per_chunk_without_serialising_chunks(echo):
         proxy.pass_through()
         started = time.monotonic()
         assert roundtrip(sock, b"fast") == b"fast"
-        assert time.monotonic() - started < 0.2
+        assert time.monotonic() - started < 0.35  # with the delay still on: >= 0.4
         with pytest.raises(ValueError):
             proxy.delay(-1)
 

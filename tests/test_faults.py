@@ -30,7 +30,14 @@ from conftest import crash_safe_etcd_binary, run
 import etcdfast
 from etcdfast import EventType, NoLeaderError, Timeout, Unavailable
 from etcdfast.errors import EtcdError, OutcomeUnknownError
-from etcdfast.testing import EtcdCluster, EtcdStartError, FaultProxy, free_port, make_certificates
+from etcdfast.testing import (
+    EtcdCluster,
+    EtcdServer,
+    EtcdStartError,
+    FaultProxy,
+    free_port,
+    make_certificates,
+)
 
 SOAK = os.environ.get("ETCDFAST_SOAK", "") not in ("", "0")
 #: Scenario a: leader kills (and, in the soak, leader pauses) under load.
@@ -43,6 +50,8 @@ CALL_TIMEOUT = 3.0
 #: Writes per second (the box has 2 cores for 3 etcd members, the client and pytest).
 WRITE_RATE = 250
 MAX_WRITES = 100_000
+#: Hard cap on every load loop, whatever happens to the test driving it.
+LOAD_SECONDS = 900 if SOAK else 180
 
 
 @pytest.fixture()
@@ -175,6 +184,7 @@ class Load:
         self.events: List[etcdfast.Event] = []
         self.max_event_lag = 0.0
         self.watch = client.watch(PREFIX, prefix=True, start_revision=start)
+        self.deadline = time.monotonic() + LOAD_SECONDS
         self.threads = [threading.Thread(target=self._guard, args=(f,), name=f"load-{f.__name__}")
                         for f in (self._write, self._read, self._consume)]
 
@@ -182,6 +192,9 @@ class Load:
         for thread in self.threads:
             thread.start()
         return self
+
+    def running(self) -> bool:
+        return not self.stop.is_set() and time.monotonic() < self.deadline
 
     def __exit__(self, *exc: object) -> None:
         self.stop.set()
@@ -198,7 +211,7 @@ class Load:
     def _write(self) -> None:
         began = time.monotonic()
         for i in range(MAX_WRITES):
-            if self.stop.is_set():
+            if not self.running():
                 return
             pause = began + i / WRITE_RATE - time.monotonic()
             if pause > 0:
@@ -219,7 +232,8 @@ class Load:
 
     def _read(self) -> None:
         rng = random.Random(7)
-        while not self.stop.wait(0.01):
+        while self.running():
+            time.sleep(0.01)
             if not self.acked_order:
                 continue
             key = self.acked_order[rng.randrange(len(self.acked_order))]
@@ -237,7 +251,7 @@ class Load:
                 self.violations.append(f"read of {key!r} returned {got}, expected {expected}")
 
     def _consume(self) -> None:
-        while not self.stop.is_set():
+        while self.running():
             try:
                 batch = self.watch.get(timeout=0.2)
             except Timeout:
@@ -546,7 +560,8 @@ def test_lease_keep_alive_survives_leader_changes(cluster):
 
         def check() -> None:
             nonlocal reads
-            while not stop.wait(0.2):
+            deadline = time.monotonic() + LOAD_SECONDS
+            while not stop.wait(0.2) and time.monotonic() < deadline:
                 try:
                     value = client.get_value("/d/leased", timeout=CALL_TIMEOUT)
                 except (Unavailable, Timeout):
@@ -625,13 +640,45 @@ def test_unreachable_endpoints_fail_fast_for_calls_and_watches():
     _report("e unreachable endpoints", calls=len(durations), slowest_call_s=round(max(durations), 2))
 
 
-def test_a_deadline_the_server_saw_expire_is_a_timeout():
-    """Found by c2: etcd 3.4 reports its own expired context with code UNKNOWN
-    ("context deadline exceeded"); it must still be a Timeout (outcome unknown)."""
-    from etcdfast.errors import CancelledError, classify
+# -- f: every connection reset while another client writes ---------------------------------
 
-    assert classify("UNKNOWN", "context deadline exceeded")[0] is Timeout
-    assert classify("UNKNOWN", "context canceled")[0] is CancelledError
+
+def test_watch_through_connection_resets_loses_and_repeats_nothing():
+    """f. A watch through FaultProxy while a second client, connected directly,
+    makes 30 puts; the proxy RSTs every connection three times in the middle
+    (and refuses new ones for 0.2 s each time).
+
+    Pass criterion: the watch resumes after every reset and delivers the 30
+    puts exactly once, in revision order, with their values -- including the
+    ones committed while it was disconnected.
+    """
+    with EtcdServer() as server, FaultProxy(server.endpoint) as proxy, \
+            etcdfast.Client(proxy.endpoint, timeout=5) as client, \
+            etcdfast.Client(server.endpoint, timeout=5) as direct:
+        watch = client.watch("/f/", prefix=True)
+        written = []
+        for i in range(30):
+            key, value = b"/f/%02d" % i, b"v%d" % i
+            written.append((direct.put(key, value).header.revision, key, value))
+            if i % 10 == 5:
+                connected = time.monotonic() + 10
+                while proxy.connections == 0:  # reset a live connection, not the backoff
+                    assert time.monotonic() < connected, "the client did not reconnect in 10 s"
+                    time.sleep(0.01)
+                proxy.reset()
+                time.sleep(0.2)
+                proxy.pass_through()
+        resets = proxy.resets
+        seen: List[Tuple[int, bytes, bytes]] = []
+        deadline = time.monotonic() + 30
+        while len(seen) < len(written) and time.monotonic() < deadline:
+            try:
+                seen += [(e.revision, e.key, e.value) for e in watch.get(timeout=1)]
+            except Timeout:
+                continue
+        assert seen == written
+        assert resets >= 3
+    _report("f connection resets", resets=resets, events_checked=len(seen))
 
 
 def test_wait_for_leader_names_the_members_when_there_is_none(cluster):

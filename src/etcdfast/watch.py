@@ -354,7 +354,9 @@ class Watch:
     :meth:`batches` yields whole :class:`~etcdfast.types.WatchResponse`
     objects instead. Iteration ends after :meth:`cancel`; it raises when the
     watch cannot continue (``CompactedError``, ``Unavailable`` after the
-    reconnect window, ``ClientClosedError``...), never stalls silently.
+    reconnect window, ``NoLeaderError`` with ``require_leader=True`` when the
+    member lost its leader -- re-watch from :attr:`revision` --,
+    ``ClientClosedError``...), never stalls silently.
     """
 
     def __init__(self, stream: "WatchStream", spec: WatchSpec) -> None:

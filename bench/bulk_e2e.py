@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import etcdfast
-from etcdfast.bulk import DEFAULT_PAGE_SIZE
+from etcdfast.bulk import PAGE_BYTES
 from etcdfast.testing import EtcdServer
 
 BENCH = Path(__file__).resolve().parent
@@ -68,10 +68,11 @@ PAIR_BYTES = KEY_BYTES + len(h.VALUE)
 
 FAST, FAST_TUNED, PURE = "etcdfast-fast", "etcdfast-fast c=16", "etcdfast-pure"
 RAW, RAW_TUNED = "raw-grpcio floor", "raw-grpcio floor c=16"
-#: Page sizes read besides iter_range's default (etcdfast and the peer that can
-#: page): etcd 3.4/3.5 counts the rest of the range for every page, so on a big
-#: range the page size decides how much the server works (``--pages``).
-EXTRA_PAGES = (50_000,)
+#: Fixed page sizes read besides iter_range's default byte-sized pages
+#: (etcdfast and the peer that can page): etcd 3.4/3.5 counts the rest of the
+#: range for every page, so on a big range the page size decides how much the
+#: server works (``--pages``).
+EXTRA_PAGES = (10_000, 50_000)
 #: Txns in flight for the peers. Measured with this worker (200k keys, two
 #: interleaved runs, median keys/s): aetcd 74k/89k/111k/114k/113k and
 #: etcd-sdk-python 91k/120k/117k/119k/119k at 1/2/4/8/16; python-etcd3 is bound
@@ -120,10 +121,10 @@ def pages(label: str, sizes: Sequence[int]) -> List[Read]:
 
 
 def clients(venvs: str, peer_concurrency: int, extra_pages: Sequence[int]) -> List[Client]:
-    extra = [size for size in extra_pages if size != DEFAULT_PAGE_SIZE]
+    extra = list(extra_pages)
 
     def streaming(name: str) -> List[Read]:
-        return [(f"{name} {ITER_RANGE} pages of {DEFAULT_PAGE_SIZE:,} (default)", []),
+        return [(f"{name} {ITER_RANGE} default pages (~{PAGE_BYTES >> 20} MiB)", []),
                 *pages(f"{name} {ITER_RANGE}", extra)]
 
     own = [
@@ -144,7 +145,7 @@ def clients(venvs: str, peer_concurrency: int, extra_pages: Sequence[int]) -> Li
         ("aetcd", "aetcd", "aetcd", "aetcd", [(f"aetcd get_prefix {ONE_RANGE}", [])], {}),
         ("etcd-sdk-python", "etcd-sdk-python", "pyetcd", "pyetcd",
          [(f"etcd-sdk-python get_prefix_response {ONE_RANGE}", []),
-          *pages("etcd-sdk-python get_range_response", [DEFAULT_PAGE_SIZE, *extra])], {}),
+          *pages("etcd-sdk-python get_range_response", extra)], {}),
         # 0.12.0's generated code predates protobuf 4: it imports only with the
         # pure-Python protobuf runtime. It drops limit, so it cannot page.
         ("python-etcd3", "etcd3", "etcd3", "etcd3",

@@ -395,6 +395,37 @@ def test_iter_range_page_sizes(client, etcd_prefix, monkeypatch):
     assert calls == []  # checked before any call
 
 
+def test_page_size_for_aims_at_page_bytes_within_bounds():
+    def pairs(n, key_len, value_len):
+        return [etcdfast.KeyValue(b"k" * key_len, 1, 1, 1, b"v" * value_len, 0) for _ in range(n)]
+
+    assert bulk.page_size_for(pairs(1000, 24, 128)) == bulk.MAX_PAGE_KEYS  # 55k would fit
+    assert bulk.page_size_for(pairs(10, 24, 1 << 20)) == bulk.MIN_PAGE_KEYS  # 8 would fit
+    assert bulk.page_size_for(pairs(500, 100, 50_000 - 100)) == bulk.PAGE_BYTES // 50_000
+    # Sampled, not summed: a page of mixed sizes is judged by its spread-out sample.
+    mixed = pairs(5000, 10, 90) + pairs(5000, 10, 990)
+    assert bulk.page_size_for(mixed) == pytest.approx(bulk.PAGE_BYTES / 550, rel=0.05)
+
+
+def test_default_pages_are_sized_by_bytes(client, etcd_prefix, monkeypatch):
+    # Scaled down: 10 keys first, then ~2,000 bytes per page within [5, 50].
+    monkeypatch.setattr(bulk, "DEFAULT_PAGE_SIZE", 10)
+    monkeypatch.setattr(bulk, "PAGE_BYTES", 2000)
+    monkeypatch.setattr(bulk, "MIN_PAGE_KEYS", 5)
+    monkeypatch.setattr(bulk, "MAX_PAGE_KEYS", 50)
+    small = [(etcd_prefix + b"a%03d" % i, b"v" * (100 - len(etcd_prefix) - 4)) for i in range(70)]
+    large = [(etcd_prefix + b"b%03d" % i, b"w" * 700) for i in range(30)]
+    client.put_many(small + large)
+    pages = list(client.iter_range_pages(etcd_prefix, prefix=True))
+    sizes = [len(p) for p in pages]
+    # 100-byte pairs: 20 per page; after a page of 700-byte pairs, 5 (the floor).
+    assert sizes[:4] == [10, 20, 20, 20], sizes
+    assert sizes[-1] <= 5 and set(sizes[5:-1]) <= {5}, sizes
+    assert [kv.key for p in pages for kv in p] == [k for k, _ in small + large]
+    # A page_size given is kept, whatever the pairs weigh.
+    assert {len(p) for p in client.iter_range_pages(etcd_prefix, prefix=True, page_size=25)} == {25}
+
+
 def test_iter_range_empty_and_single_key(client, etcd_prefix):
     empty = client.iter_range(etcd_prefix, prefix=True)
     assert list(empty) == [] and empty.revision > 0

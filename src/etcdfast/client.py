@@ -131,7 +131,7 @@ class Client(ClientCore):
         prefix: bool = False,
         range_end: Optional[kv.KeyLike] = None,
         from_key: bool = False,
-        page_size: int = _bulk.DEFAULT_PAGE_SIZE,
+        page_size: Optional[int] = None,
         revision: int = 0,
         keys_only: bool = False,
         serializable: bool = False,
@@ -153,14 +153,19 @@ class Client(ClientCore):
         prefix: bool = False,
         range_end: Optional[kv.KeyLike] = None,
         from_key: bool = False,
-        page_size: int = _bulk.DEFAULT_PAGE_SIZE,
+        page_size: Optional[int] = None,
         revision: int = 0,
         keys_only: bool = False,
         serializable: bool = False,
         timeout: Optional[float] = None,
     ) -> _bulk.RangeIterator:
         """Every key-value of a key, prefix, ``[key, range_end)`` or from ``key``
-        on, in key order, read ``page_size`` keys per Range call in constant memory.
+        on, in key order, read page by page in constant memory.
+
+        ``page_size`` fixes the keys per Range call; by default pages are sized
+        to about 8 MiB of keys and values each (10,000 keys first, then
+        between 100 and 50,000: see ``etcdfast.bulk.PAGE_BYTES``), since etcd
+        works harder per key on small pages of a big range.
 
         All pages are read at one revision: ``revision``, or the one the first
         page was served at, so writes made during the iteration are not seen.
@@ -184,7 +189,7 @@ class Client(ClientCore):
         prefix: bool = False,
         range_end: Optional[kv.KeyLike] = None,
         from_key: bool = False,
-        page_size: int = _bulk.DEFAULT_PAGE_SIZE,
+        page_size: Optional[int] = None,
         revision: int = 0,
         keys_only: bool = False,
         serializable: bool = False,

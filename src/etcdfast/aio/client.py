@@ -117,7 +117,7 @@ class AsyncClient(ClientCore):
         prefix: bool = False,
         range_end: Optional[kv.KeyLike] = None,
         from_key: bool = False,
-        page_size: int = _bulk.DEFAULT_PAGE_SIZE,
+        page_size: Optional[int] = None,
         revision: int = 0,
         keys_only: bool = False,
         serializable: bool = False,
@@ -139,15 +139,15 @@ class AsyncClient(ClientCore):
         prefix: bool = False,
         range_end: Optional[kv.KeyLike] = None,
         from_key: bool = False,
-        page_size: int = _bulk.DEFAULT_PAGE_SIZE,
+        page_size: Optional[int] = None,
         revision: int = 0,
         keys_only: bool = False,
         serializable: bool = False,
         timeout: Optional[float] = None,
     ) -> _bulk.AsyncRangeIterator:
         """An async iterator over every key-value of the range, in key order, at
-        one revision, ``page_size`` keys per call: ``async for kv in
-        client.iter_range(prefix, prefix=True)``. Same semantics as
+        one revision, page by page: ``async for kv in
+        client.iter_range(prefix, prefix=True)``. Same semantics and page sizes as
         :meth:`etcdfast.Client.iter_range` (a compacted revision raises
         :class:`~etcdfast.CompactedError`; ``.revision`` is the pinned revision)."""
         return _bulk.AsyncRangeIterator(_bulk.AsyncRangePages(self, _bulk.RangePager(
@@ -163,7 +163,7 @@ class AsyncClient(ClientCore):
         prefix: bool = False,
         range_end: Optional[kv.KeyLike] = None,
         from_key: bool = False,
-        page_size: int = _bulk.DEFAULT_PAGE_SIZE,
+        page_size: Optional[int] = None,
         revision: int = 0,
         keys_only: bool = False,
         serializable: bool = False,

@@ -19,13 +19,11 @@ import argparse
 import itertools
 import os
 import stat
-from typing import IO, Any, Dict, Iterator, List, Optional, Tuple
+from typing import IO, Any, Dict, Iterator, Optional, Tuple
 
-from .. import Client
 from .. import bulk as _bulk
 from .._progress import ProgressBar
 from ..errors import BulkWriteError, EtcdError
-from ..types import KeyValue
 from ._context import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CliError, Commands, Context
 from .formats import FORMATS, InputError, RecordReader, format_for_path, open_reader, open_writer
 from .formats import __doc__ as FORMATS_DOC
@@ -36,9 +34,6 @@ __all__ = ["register"]
 
 # Room for the protobuf framing of one put inside a Txn (tags and lengths).
 _ITEM_OVERHEAD = 32
-# Dump page sizing (see _pages).
-_PAGE_BYTES = 4 * 1024 * 1024
-_MAX_PAGE_KEYS = 50_000
 
 
 def _positive(text: str) -> int:
@@ -202,38 +197,6 @@ def _report(ctx: Context, fields: Dict[str, Any], text: str) -> None:
 # -- dump ------------------------------------------------------------------------
 
 
-def _range_end(key: bytes, where: Dict[str, Any]) -> bytes:
-    """The exclusive end of the range a dump reads (etcd's prefix/from-key rules)."""
-    if where.get("from_key") or not key:
-        return b"\x00"
-    end = key.rstrip(b"\xff")
-    return end[:-1] + bytes([end[-1] + 1]) if end else b"\x00"
-
-
-def _pages(client: Client, key: bytes, revision: int, page_size: Optional[int],
-           where: Dict[str, Any]) -> Iterator[List[KeyValue]]:
-    """The range's pages, all at ``revision``.
-
-    etcd (3.5) counts every remaining key of the range to answer each page, so
-    a range read in pages of ``n`` keys costs the server O(N * N / n): small
-    pages make big dumps quadratic. Without ``--page-size`` the first page has
-    1000 keys; the rest are sized from it to about 4 MiB each (1000 to 50000 keys).
-    """
-    first_size = page_size or _bulk.DEFAULT_PAGE_SIZE
-    pages = client.iter_range_pages(key, revision=revision, page_size=first_size, **where)
-    first = next(pages, None)
-    if first is None:
-        return
-    yield first
-    if page_size is not None or len(first) < first_size:
-        yield from pages
-        return
-    per_key = max(1, sum(len(kv.key) + len(kv.value) for kv in first) // len(first))
-    size = max(first_size, min(_MAX_PAGE_KEYS, _PAGE_BYTES // per_key))
-    yield from client.iter_range_pages(first[-1].key + b"\x00", range_end=_range_end(key, where),
-                                       revision=revision, page_size=size)
-
-
 def run_dump(ctx: Context, args: argparse.Namespace) -> int:
     fmt = args.format or (format_for_path(args.output) if args.output else None) or "jsonl"
     key = to_bytes(args.prefix)
@@ -258,7 +221,9 @@ def run_dump(ctx: Context, args: argparse.Namespace) -> int:
     writer = open_writer(stream, fmt, strip=strip, header=header_json(head.header))
     written = 0
     try:
-        for page in _pages(client, key, revision, args.page_size, where):
+        # page_size None: pages sized by bytes (etcdfast.bulk.PAGE_BYTES).
+        for page in client.iter_range_pages(key, revision=revision, page_size=args.page_size,
+                                            **where):
             for kv in page:
                 writer.write(kv)
             written += len(page)
@@ -312,5 +277,5 @@ def register(commands: Commands) -> None:
     p.add_argument("--strip-prefix", action="store_true", help="write keys without PREFIX")
     p.add_argument("--rev", type=_non_negative, default=0, help="read at this revision (default: now)")
     p.add_argument("--page-size", type=_positive, default=None, metavar="N",
-                   help="keys per range request (default: about 4 MiB per request)")
+                   help="keys per range request (default: about 8 MiB of keys and values each)")
 

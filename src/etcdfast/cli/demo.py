@@ -87,7 +87,7 @@ def _read(ctx: Context, client: Client, prefix: bytes, expected: int, digest: by
     with ProgressBar(expected, label="read", unit="keys", stream=ctx.stderr,
                      enabled=ctx.progress_enabled()) as bar:
         cpu, wall = time.process_time(), time.perf_counter()
-        iterator = client.iter_range(prefix, prefix=True, page_size=ctx_page_size(expected))
+        iterator = client.iter_range(prefix, prefix=True)
         for kv in iterator:
             kvs.append(kv)
             if len(kvs) % 1000 == 0:
@@ -106,11 +106,6 @@ def _read(ctx: Context, client: Client, prefix: bytes, expected: int, digest: by
                        EXIT_ERROR)
     return Phase("read (iter_range)", len(kvs), wall, cpu,
                  f"revision {iterator.revision}, checksum ok")
-
-
-def ctx_page_size(expected: int) -> int:
-    # Big pages are cheaper per key; 5000 x ~180 bytes stays far below any limit.
-    return 5000 if expected >= 5000 else 1000
 
 
 def _watch(ctx: Context, client: Client, prefix: bytes) -> Optional[Phase]:

@@ -401,21 +401,30 @@ class _Interrupt(BaseException):
 def test_an_interrupted_consumer_leaves_the_stream_working(client, etcd_prefix):
     import signal
 
-    if threading.current_thread() is not threading.main_thread():
-        pytest.skip("signals reach only the main thread")
+    watch = client.watch(etcd_prefix, prefix=True)
+    stream = client._watch_stream
+    events = iter(watch)
+    # Put while the consumer waits, so the background thread hands it the
+    # read role with the event; its next wait is then in the gRPC call.
+    writer = threading.Timer(0.2, client.put, (etcd_prefix + b"first", b"0"))
+    writer.start()
+    assert next(events).key == etcd_prefix + b"first"
+    writer.join()
+    leading = []
 
     def interrupt(signum, frame):
+        leading.append(stream._reader is watch)
         raise _Interrupt()
 
-    watch = client.watch(etcd_prefix, prefix=True)
-    previous = signal.signal(signal.SIGALRM, interrupt)
+    previous = signal.signal(signal.SIGALRM, interrupt)  # pytest runs tests on the main thread
     try:
         signal.setitimer(signal.ITIMER_REAL, 0.3)
         with pytest.raises(_Interrupt):
-            next(iter(watch))  # nothing to read: the consumer waits in the gRPC call
+            next(events)  # nothing to read
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+    assert leading == [True], "the interrupt did not reach a consumer reading the stream"
     revision = client.put(etcd_prefix + b"after", b"1").header.revision
     events = iter(watch)
     assert next(events).revision == revision  # the stream and the role survived

@@ -48,6 +48,7 @@ from . import _codec
 from ._backoff import Backoff
 from .errors import (
     AuthOldRevisionError,
+    CancelledError,
     ClientClosedError,
     CompactedError,
     EtcdError,
@@ -591,31 +592,43 @@ class WatchStream:
                 finally:
                     with self._lock:
                         self._waiting.discard(handle)
-            self._read_once(handle, call)
+            handed: Optional[Exception] = None
+            try:
+                handed = self._read_once(call)
+            except BaseException:
+                # KeyboardInterrupt and the like, raised inside grpc's wait, are
+                # the consumer's own: they propagate. grpc leaves that receive
+                # half done and the call unusable (a later read or the
+                # channel's close would hang on it), so give the call up: the
+                # background thread reconnects and every watch resumes after
+                # its last delivered revision.
+                call.cancel()
+                handed = CancelledError("watch stream left by an interrupted consumer")
+                raise
+            finally:
+                # Always let go: a role never released would stall every watch.
+                self._release(handed)
 
-    def _read_once(self, handle: Watch, call: Any) -> None:
-        """Read and route one response as the role holder; then release the role."""
-        handed: Optional[BaseException] = None
+    def _read_once(self, call: Any) -> Optional[Exception]:
+        """Read and route one response as the role holder.
+
+        Returns the failure to hand to the background thread, which alone
+        reconnects: the call's end (StopIteration, RpcError...), a malformed
+        response, a stale token.
+        """
         try:
             raw = next(call)
-        except Exception as exc:  # StopIteration, RpcError...: the background thread's job
-            handed = exc
-        except BaseException:
-            # KeyboardInterrupt and the like are the consumer's own. grpc keeps
-            # the receive pending, so whoever reads next gets that response.
-            self._release(None)
-            raise
-        else:
-            with self._lock:
-                try:
-                    replies = self._hub.handle(raw, self._tracker)
-                except Exception as exc:  # malformed response, stale token...
-                    handed = exc
-                else:
-                    if self._requests is not None:
-                        for reply in replies:
-                            self._requests.put(reply)
-        self._release(handed)
+        except Exception as exc:
+            return exc
+        with self._lock:
+            try:
+                replies = self._hub.handle(raw, self._tracker)
+            except Exception as exc:
+                return exc
+            if self._requests is not None:
+                for reply in replies:
+                    self._requests.put(reply)
+        return None
 
     def _release(self, handed: Optional[BaseException]) -> None:
         with self._lock:
@@ -644,7 +657,6 @@ class WatchStream:
             seen = -1
             while True:
                 if self._closed:
-                    self._reader = _BACKGROUND
                     raise ClientClosedError("the client was closed")
                 if self._handed_error is not None:
                     error, self._handed_error = self._handed_error, None

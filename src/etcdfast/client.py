@@ -439,9 +439,8 @@ class Client(ClientCore):
                 return
             except grpc.RpcError as exc:
                 error = self._error(exc)
-                if attempt == 0 and not received and self._is_stale_token(error):
-                    self._forget_token()
-                    continue
+                if attempt == 0 and not received and self._drop_stale_token(error):
+                    continue  # refused before any answer: log in and reopen
                 raise error from exc
             finally:
                 call.cancel()
@@ -556,10 +555,9 @@ class Client(ClientCore):
             if self._closed:
                 raise ClientClosedError("the client was closed during the call") from exc
             error = self._error(exc)
-            if self._is_stale_token(error) and not logged_in_again:
+            if not logged_in_again and self._drop_stale_token(error):
                 # The server refused the token before running the call: log
                 # in again and repeat it once, whatever the call is.
-                self._forget_token()
                 self._login()
                 logged_in_again = True
             else:

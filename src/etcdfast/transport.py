@@ -348,14 +348,20 @@ class ClientCore:
             self._metadata = self._base_metadata or None
             self._needs_login = True
 
-    def _is_stale_token(self, error: EtcdError) -> bool:
-        return self._user is not None and isinstance(error, (InvalidAuthTokenError, AuthOldRevisionError))
+    def _drop_stale_token(self, error: EtcdError) -> bool:
+        """True if ``error`` says our token is stale ("invalid auth token",
+        "auth revision is old"): the server refused the call before running
+        it, so it may be repeated. The token is then forgotten, and the next
+        call logs in again first."""
+        if self._user is None or not isinstance(error, (InvalidAuthTokenError, AuthOldRevisionError)):
+            return False
+        self._forget_token()
+        return True
 
     def _stream_error(self, exc: Exception) -> EtcdError:
         """Errors of the watch/keep-alive streams: a stale token means "log in and reconnect"."""
         error = exc if isinstance(exc, EtcdError) else self._error(exc)
-        if self._is_stale_token(error):
-            self._forget_token()
+        if self._drop_stale_token(error):
             return ReauthenticatingError(f"auth token refreshed after: {error}")
         return error
 

@@ -409,9 +409,8 @@ class AsyncClient(ClientCore):
                 return
             except grpc.RpcError as exc:
                 error = self._error(exc)
-                if attempt == 0 and not received and self._is_stale_token(error):
-                    self._forget_token()
-                    continue
+                if attempt == 0 and not received and self._drop_stale_token(error):
+                    continue  # refused before any answer: log in and reopen
                 raise error from exc
             finally:
                 call.cancel()
@@ -536,9 +535,8 @@ class AsyncClient(ClientCore):
             if self._closed:
                 raise ClientClosedError("the client was closed during the call") from exc
             error = self._error(exc)
-            if self._is_stale_token(error) and not logged_in_again:
+            if not logged_in_again and self._drop_stale_token(error):
                 # Refused before running: log in again and repeat it once.
-                self._forget_token()
                 await self._login()
                 logged_in_again = True
             else:

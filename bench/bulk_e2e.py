@@ -62,6 +62,7 @@ sys.path.insert(0, str(WORKER.parent))
 
 import _harness as h  # noqa: E402 - the workers' directory is not a package
 from bulk_worker import KEY_BYTES  # noqa: E402
+from e2e import import_versions  # noqa: E402 - a sibling script, on sys.path as the script's directory
 
 #: What one key-value read back must weigh: the worker's key and value sizes.
 PAIR_BYTES = KEY_BYTES + len(h.VALUE)
@@ -163,35 +164,12 @@ def clients(venvs: str, peer_concurrency: int, extra_pages: Sequence[int]) -> Li
     return found
 
 
-_PROBE = """
-import importlib.metadata as m, json, sys
-import {module}
-out = {{"python": sys.version.split()[0]}}
-for dist in ("{dist}", "grpcio", "protobuf"):
-    try:
-        out[dist] = m.version(dist)
-    except m.PackageNotFoundError:
-        pass
-print(json.dumps(out))
-"""
-
-
 def probe(client: Client) -> None:
     """Import the client in its own interpreter: versions for the report, or a skip reason."""
-    if client.skip:
-        return
-    dist = {"pyetcd": "etcd-sdk-python", "grpc": "grpcio"}.get(client.module, client.module)
-    try:
-        done = subprocess.run([client.python, "-c", _PROBE.format(module=client.module, dist=dist)],
-                              env=client.environ(), capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        client.skip = f"cannot run {client.python}: {exc}"
-        return
-    if done.returncode:
-        lines = done.stderr.strip().splitlines() or ["(no output)"]
-        client.skip = f"`import {client.module}` fails: {lines[-1]}"
-    else:
-        client.versions = json.loads(done.stdout.strip().splitlines()[-1])
+    if not client.skip:
+        dist = {"pyetcd": "etcd-sdk-python", "grpc": "grpcio"}.get(client.module, client.module)
+        client.versions, client.skip = import_versions(client.python, client.module, dist,
+                                                       client.environ())
 
 
 def log(message: str) -> None:

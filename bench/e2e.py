@@ -155,29 +155,38 @@ import importlib.metadata as m, json, sys
 from google.protobuf.internal import api_implementation
 import {module}
 out = {{"python": sys.version.split()[0], "protobuf-impl": api_implementation.Type()}}
-for dist in ("{package}", "grpcio", "protobuf"):
-    out[dist] = m.version(dist)
+for dist in ("{dist}", "grpcio", "protobuf"):
+    try:
+        out[dist] = m.version(dist)
+    except m.PackageNotFoundError:
+        pass
 print(json.dumps(out))
 """
 
 
-def probe(spec: ClientSpec) -> None:
-    """Import the client in its own interpreter: versions for the report, or a skip reason."""
-    if spec.skip:
-        return
-    module = {"etcd-sdk-python": "pyetcd", "grpcio": "grpc"}.get(spec.package, spec.package)
+def import_versions(python: str, module: str, dist: str, env: Dict[str, str]) -> Tuple[Dict[str, str], str]:
+    """Import ``module`` in the interpreter ``python`` (a peer's own venv, say).
+
+    Returns the versions for the report and ``""``, or ``{}`` and why the
+    client cannot run -- the reason a benchmark prints when it skips it.
+    """
     try:
         done = subprocess.run(
-            [spec.python, "-c", _VERSIONS.format(module=module, package=spec.package)],
-            env=spec.environ(), capture_output=True, text=True, timeout=60, check=False,
+            [python, "-c", _VERSIONS.format(module=module, dist=dist)],
+            env=env, capture_output=True, text=True, timeout=60, check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        spec.skip = f"cannot start {spec.python}: {exc}"
-        return
+        return {}, f"cannot start {python}: {exc}"
     if done.returncode != 0:
-        spec.skip = f"`import {module}` fails: {last_line(done.stderr)}"
-    else:
-        spec.versions = json.loads(done.stdout.strip().splitlines()[-1])
+        return {}, f"`import {module}` fails: {last_line(done.stderr)}"
+    return json.loads(done.stdout.strip().splitlines()[-1]), ""
+
+
+def probe(spec: ClientSpec) -> None:
+    """Import the client in its own interpreter: versions for the report, or a skip reason."""
+    if not spec.skip:
+        module = {"etcd-sdk-python": "pyetcd", "grpcio": "grpc"}.get(spec.package, spec.package)
+        spec.versions, spec.skip = import_versions(spec.python, module, spec.package, spec.environ())
 
 
 def last_line(text: str) -> str:

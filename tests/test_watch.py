@@ -14,6 +14,7 @@ from conftest import crash_safe_etcd_binary
 
 import etcdfast
 from etcdfast import CompactedError, EmptyKeyError, Unavailable
+from etcdfast import watch as watch_module
 from etcdfast.testing import EtcdServer, free_port
 from etcdfast.types import EventType, Progress
 
@@ -353,6 +354,40 @@ def test_an_iterating_consumer_reads_the_stream_itself(client, etcd_prefix):
     finally:
         collector.finish()
     assert collector.error is None
+
+
+def test_a_timed_get_wakes_a_dozing_background_thread(client, etcd_prefix, monkeypatch):
+    # On a stream with one watch, the background thread checks the unused
+    # read role only every _SOLO_IDLE_ROLE_S. A consumer that then waits in
+    # get(timeout) never reads the stream itself, so it must wake that thread.
+    # The doze is stretched to 60 s: only the wake-up can deliver within 10 s.
+    monkeypatch.setattr(watch_module, "_SOLO_IDLE_ROLE_S", 60.0)
+    watch = client.watch(etcd_prefix, prefix=True)
+    stream = client._watch_stream
+    iterated = []
+
+    def iterate_two():
+        for event in watch:
+            iterated.append(event)
+            if len(iterated) == 2:
+                return  # stops iterating without cancelling: nobody reads now
+
+    thread = threading.Thread(target=iterate_two, daemon=True)
+    thread.start()
+    client.put(etcd_prefix + b"1", b"1")
+    deadline = time.monotonic() + 10
+    while stream._reader is not watch:  # the consumer leads: it reads event 2 itself
+        assert time.monotonic() < deadline, f"read role held by {stream._reader!r}"
+        time.sleep(0.01)
+    client.put(etcd_prefix + b"2", b"2")
+    thread.join(10)
+    assert [e.key for e in iterated] == [etcd_prefix + b"1", etcd_prefix + b"2"]
+    while not (stream._background_dozing and stream._reader is None):
+        assert time.monotonic() < deadline, "the background thread never dozed"
+        time.sleep(0.01)
+    revision = client.put(etcd_prefix + b"3", b"3").header.revision
+    assert [e.revision for e in watch.get(timeout=10)] == [revision]
+    watch.cancel()
 
 
 def test_a_busy_consumer_does_not_hold_up_the_other_watches(client, etcd_prefix):

@@ -1,8 +1,8 @@
 """Watch throughput, side by side in one run against one etcd.
 
 For each client (etcdfast fast and pure twins, a raw-grpcio floor that does
-not decode at all, and python-etcd3 /
-etcd-sdk-python from their own venvs when present), a watcher process watches
+not decode at all, the same floor decoding with etcdfast's fast codec, and
+python-etcd3 / etcd-sdk-python from their own venvs when present), a watcher process watches
 a fresh prefix while a separate writer process puts ``--events`` keys under it
 from 16 threads, as fast as the server takes them. Reported per client: events
 per second delivered to Python, client CPU per event, and the lag between the
@@ -38,6 +38,7 @@ def clients() -> List[Client]:
         ("etcdfast-fast", sys.executable, {"ETCDFAST_PURE": ""}, ["--client", "etcdfast"]),
         ("etcdfast-pure", sys.executable, {"ETCDFAST_PURE": "1"}, ["--client", "etcdfast"]),
         ("raw-grpc", sys.executable, {}, ["--client", "raw"]),
+        ("raw-grpc-decode", sys.executable, {"ETCDFAST_PURE": ""}, ["--client", "raw-decode"]),
     ]
     peers = [
         # python-etcd3's generated code needs the pure-Python protobuf runtime today.

@@ -8,6 +8,7 @@ minute; they are marked ``slow``.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -60,7 +61,19 @@ def test_sdist_ships_sources_not_build_outputs(sdist):
 
 
 def _venv(path: Path) -> str:
-    venv.EnvBuilder(system_site_packages=True, with_pip=True).create(path)
+    """A throwaway venv that can import what this interpreter imports.
+
+    The build requirements (Cython, grpcio-tools) come from the running
+    interpreter, which may itself be a venv: ``--system-site-packages`` would
+    only show the base interpreter's packages, where they need not be. A ``.pth``
+    listing this interpreter's site directories shows them, after the venv's
+    own, and without their ``.pth`` hooks (an outer editable etcdfast finder
+    would otherwise shadow the copy under test).
+    """
+    venv.EnvBuilder(with_pip=True).create(path)
+    site = next((path / "lib").glob("python*/site-packages"))
+    outer = [p for p in sys.path if p.endswith(("site-packages", "dist-packages"))]
+    (site / "_outer_site_packages.pth").write_text("\n".join(outer) + "\n")
     return str(path / "bin" / "python")
 
 
@@ -95,8 +108,12 @@ def test_required_extensions_make_a_failed_compile_fatal(sdist, tmp_path):
     python = _venv(tmp_path / "venv")
     result = _install(python, sdist, CC="false", ETCDFAST_REQUIRE_EXTENSIONS="1")
     assert result.returncode != 0
+    # It failed for the reason under test: the compiler, not a missing build
+    # requirement or a broken sdist.
+    output = result.stdout + result.stderr
+    assert re.search(r"command '\S*false' failed", output), output[-3000:]
     check = subprocess.run([python, "-c", "import etcdfast"], capture_output=True, cwd="/")
-    # Nothing half-installed: with --system-site-packages the import may find the
-    # outer install, but the venv itself must not contain etcdfast.
+    # Nothing half-installed: the import may find the outer install, but the
+    # venv itself must not contain etcdfast.
     site = next((tmp_path / "venv" / "lib").glob("python*/site-packages"))
     assert not (site / "etcdfast").exists(), check

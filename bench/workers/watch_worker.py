@@ -34,19 +34,44 @@ def etcd3_like_events(
     return events, cancel, module
 
 
-def _raw_watch(endpoint: str, prefix: bytes) -> Tuple[Iterator[bytes], Callable[[], None]]:
+def _raw_watch(
+    endpoint: str, prefix: bytes, single_threaded: bool = False
+) -> Tuple[Iterator[bytes], Callable[[], None]]:
     """A watch on ``prefix`` straight on grpcio: hand-made request bytes, the
-    raw response bytes back (the "created" answer already taken)."""
+    raw response bytes back (the "created" answer already taken).
+
+    ``single_threaded`` opens it as a unary-stream call with grpcio's
+    experimental ``SingleThreadedUnaryStream`` option: the consumer then
+    polls the call's own completion queue instead of being woken by the
+    channel's spin thread. etcd keeps a watch stream open after the client
+    half-closes it, so one create request works that way too -- but no
+    second request (another watch, a cancel, a progress request) can follow
+    it, which is why no real client can watch like this.
+    """
     import grpc
+    import grpc.experimental
 
     end = prefix[:-1] + bytes([prefix[-1] + 1])
     create = b"\x0a" + bytes([4 + len(prefix) + len(end)]) + b"\x0a" + bytes([len(prefix)]) + prefix
     create += b"\x12" + bytes([len(end)]) + end
-    channel = grpc.insecure_channel(endpoint, options=[("grpc.max_receive_message_length", 2**31 - 1)])
-    call = channel.stream_stream("/etcdserverpb.Watch/Watch")(iter([create]))
+    options = [("grpc.max_receive_message_length", 2**31 - 1)]
+    if single_threaded:
+        options.append((grpc.experimental.ChannelOptions.SingleThreadedUnaryStream, 1))
+        channel = grpc.insecure_channel(endpoint, options=options)
+        call = channel.unary_stream("/etcdserverpb.Watch/Watch")(create)
+    else:
+        channel = grpc.insecure_channel(endpoint, options=options)
+        call = channel.stream_stream("/etcdserverpb.Watch/Watch")(iter([create]))
     responses = iter(call)
     next(responses)  # "created"
-    return responses, call.cancel
+
+    def cancel() -> None:
+        # Holds the channel too: a single-threaded call does not keep it
+        # alive, and a collected channel ends its calls.
+        call.cancel()
+        channel.close()
+
+    return responses, cancel
 
 
 def raw_grpc_events(endpoint: str, prefix: bytes) -> Tuple[Iterator[Any], Callable[[], None], str]:
@@ -72,24 +97,30 @@ def raw_grpc_events(endpoint: str, prefix: bytes) -> Tuple[Iterator[Any], Callab
     return events(), cancel, "raw-grpc"
 
 
-def raw_decode_events(endpoint: str, prefix: bytes) -> Tuple[Iterator[Any], Callable[[], None], str]:
+def raw_decode_events(
+    endpoint: str, prefix: bytes, single_threaded: bool = False
+) -> Tuple[Iterator[Any], Callable[[], None], str]:
     """The floor plus etcdfast's codec: the same grpcio loop, each response
     decoded by ``decode_watch`` of the active twin. What etcdfast-fast costs
-    beyond this is its watch machinery (hub, cursor, read role, queues)."""
+    beyond this is its watch machinery (hub, cursor, read role, queues).
+    ``single_threaded``: the same without grpcio's channel spin thread (see
+    ``_raw_watch``), to show what that thread costs per event."""
     import itertools
 
     from etcdfast import _codec
 
-    responses, cancel = _raw_watch(endpoint, prefix)
+    responses, cancel = _raw_watch(endpoint, prefix, single_threaded)
     decode = _codec.watch.decode_watch
     lists = (decode(raw).events for raw in responses)
-    return itertools.chain.from_iterable(lists), cancel, "raw-grpc-decode"
+    name = "raw-grpc-1thread-decode" if single_threaded else "raw-grpc-decode"
+    return itertools.chain.from_iterable(lists), cancel, name
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument(
-        "--client", choices=["etcdfast", "raw", "raw-decode", "etcd3", "pyetcd"], required=True
+        "--client", choices=["etcdfast", "raw", "raw-decode", "raw-1thread-decode", "etcd3", "pyetcd"],
+        required=True,
     )
     parser.add_argument("--endpoint", required=True)
     parser.add_argument("--prefix", required=True)
@@ -101,8 +132,8 @@ def main() -> None:
         events, cancel, name = etcdfast_events(args.endpoint, prefix)
     elif args.client == "raw":
         events, cancel, name = raw_grpc_events(args.endpoint, prefix)
-    elif args.client == "raw-decode":
-        events, cancel, name = raw_decode_events(args.endpoint, prefix)
+    elif args.client in ("raw-decode", "raw-1thread-decode"):
+        events, cancel, name = raw_decode_events(args.endpoint, prefix, args.client != "raw-decode")
     else:
         events, cancel, name = etcd3_like_events(args.client, args.endpoint, prefix)
     print("ready", flush=True)

@@ -60,6 +60,10 @@ def test_sdist_ships_sources_not_build_outputs(sdist):
     assert not any(n.endswith((".c", ".so", ".binpb")) for n in names), names
 
 
+def _site_packages(venv_dir: Path) -> Path:
+    return next((venv_dir / "lib").glob("python*/site-packages"))
+
+
 def _venv(path: Path) -> str:
     """A throwaway venv that can import what this interpreter imports.
 
@@ -72,7 +76,7 @@ def _venv(path: Path) -> str:
     would also bring Python's bundled setuptools, older than the build needs.
     """
     venv.EnvBuilder(with_pip=False).create(path)
-    site = next((path / "lib").glob("python*/site-packages"))
+    site = _site_packages(path)
     outer = [p for p in sys.path if p.endswith(("site-packages", "dist-packages"))]
     (site / "_outer_site_packages.pth").write_text("\n".join(outer) + "\n")
     return str(path / "bin" / "python")
@@ -117,5 +121,4 @@ def test_required_extensions_make_a_failed_compile_fatal(sdist, tmp_path):
     check = subprocess.run([python, "-c", "import etcdfast"], capture_output=True, cwd="/")
     # Nothing half-installed: the import may find the outer install, but the
     # venv itself must not contain etcdfast.
-    site = next((tmp_path / "venv" / "lib").glob("python*/site-packages"))
-    assert not (site / "etcdfast").exists(), check
+    assert not (_site_packages(tmp_path / "venv") / "etcdfast").exists(), check

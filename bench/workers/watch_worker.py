@@ -57,10 +57,10 @@ def _raw_watch(
     options = [("grpc.max_receive_message_length", 2**31 - 1)]
     if single_threaded:
         options.append((grpc.experimental.ChannelOptions.SingleThreadedUnaryStream, 1))
-        channel = grpc.insecure_channel(endpoint, options=options)
+    channel = grpc.insecure_channel(endpoint, options=options)
+    if single_threaded:
         call = channel.unary_stream("/etcdserverpb.Watch/Watch")(create)
     else:
-        channel = grpc.insecure_channel(endpoint, options=options)
         call = channel.stream_stream("/etcdserverpb.Watch/Watch")(iter([create]))
     responses = iter(call)
     next(responses)  # "created"

@@ -11,17 +11,38 @@ import inspect
 
 import pytest
 from codec_helpers import agree as agree_in
-from codec_helpers import mutated, varint
+from codec_helpers import mutated, outcome, varint
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from etcdfast import ProtocolError, _codec, _schema
 
-DECODERS = ["decode_range", "decode_put", "decode_delete", "decode_txn", "decode_compaction"]
+DECODERS = [
+    "decode_range", "decode_put", "decode_delete", "decode_txn", "decode_txn_revision",
+    "decode_compaction", "decode_snapshot_chunk",
+]
 
 
 def agree(twins, decoder: str, data: bytes) -> None:
     agree_in(twins, "wire", decoder, data)
+
+
+def revision_agrees_with_txn(twins, data: bytes) -> None:
+    """In each twin, decode_txn_revision accepts exactly what decode_txn accepts
+    (raising the same exception type otherwise) and returns its header.revision."""
+    for twin in (twins.fast, twins.pure):
+        full = outcome(twin.wire.decode_txn, data)
+        revision = outcome(twin.wire.decode_txn_revision, data)
+        if isinstance(full, type):
+            assert revision is full, (twin.name, data.hex(), revision, full)
+        else:
+            assert type(revision) is int and revision == full.header.revision, (twin.name, data.hex())
+
+
+def all_agree(twins, data: bytes) -> None:
+    for decoder in DECODERS:
+        agree(twins, decoder, data)
+    revision_agrees_with_txn(twins, data)
 
 
 def same_parameters(f, p, name: str) -> None:
@@ -79,8 +100,7 @@ def test_fast_twin_is_really_compiled(twins):
 @settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=48))
 def test_random_bytes(twins, data):
-    for decoder in DECODERS:
-        agree(twins, decoder, data)
+    all_agree(twins, data)
 
 
 def _valid_samples():
@@ -95,7 +115,25 @@ def _valid_samples():
     txn.responses.add().response_range.CopyFrom(rng)
     txn.responses.add().response_put.CopyFrom(put)
     txn.responses.add().response_txn.responses.add().response_delete_range.deleted = 3
-    return [m.SerializeToString() for m in (rng, put, txn)]
+    bulk = pb("TxnResponse")(header={"revision": 2**63 - 1, "cluster_id": 7}, succeeded=True)
+    for _ in range(3):
+        bulk.responses.add().response_put.header.revision = 2**63 - 1
+    # Every submessage field of the TxnResponse tree, at two levels: mutations
+    # must find each of them for decode_txn_revision's walk to be checked.
+    deep = pb("TxnResponse")(header={"revision": 12})
+    inner = deep.responses.add().response_txn
+    inner.header.revision = 11
+    inner.responses.add().response_delete_range.CopyFrom(
+        pb("DeleteRangeResponse")(header={"revision": 10}, deleted=1, prev_kvs=[{"key": b"d", "version": 2}])
+    )
+    inner.responses.add().response_range.CopyFrom(rng)
+    inner.responses.add().response_put.CopyFrom(put)
+    chunk = _schema.message("etcdserverpb.SnapshotResponse")(
+        header={"revision": 4}, remaining_bytes=300, blob=b"snapshot bytes"
+    )
+    version = b"\x22\x053.6.0"  # etcd 3.6's SnapshotResponse.version
+    samples = [m.SerializeToString() for m in (rng, put, txn, bulk, deep, chunk)]
+    return samples + [samples[-1] + version + b"\x49" + b"\x00" * 8 + b"\x5d\x00\x00\x00\x00"]
 
 
 VALID = _valid_samples()
@@ -104,16 +142,14 @@ VALID = _valid_samples()
 @settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mutated(VALID))
 def test_mutated_messages(twins, data):
-    for decoder in DECODERS:
-        agree(twins, decoder, data)
+    all_agree(twins, data)
 
 
 @pytest.mark.parametrize("sample", range(len(VALID)))
 def test_every_truncation(twins, sample):
     data = VALID[sample]
     for cut in range(len(data) + 1):
-        for decoder in DECODERS:
-            agree(twins, decoder, data[:cut])
+        all_agree(twins, data[:cut])
 
 
 # Hand-made wire cases around upb's rules (see _fast/buffer.pxd).
@@ -149,13 +185,37 @@ EDGE_CASES = {
     "oneof switch": b"\x1a\x04\x0a\x00\x12\x00",
     "oneof member twice merges": b"\x1a\x08\x12\x02\x0a\x00\x12\x02\x12\x00",
     "oneof back to the first member": b"\x1a\x08\x0a\x02\x20\x01\x12\x00\x0a\x00",
+    # upb checks no field number inside a skipped group: 0 passes there only
+    "field 0 varint in a group": b"\x4b\x00\x00\x4c",
+    "field 0 in a group on a message field": b"\x13\x00\x00\x14",
+    "field 0 fixed64, bytes, fixed32 in a group":
+        b"\x4b\x01" + b"\x00" * 8 + b"\x02\x00\x05" + b"\x00" * 4 + b"\x4c",
+    "field 0 group in a group": b"\x4b\x03\x08\x01\x04\x4c",
+    "field 0 in a nested group": b"\x4b\x53\x00\x00\x54\x4c",
+    "field 0 end group in a group": b"\x4b\x04\x4c",
+    "field 0 in a group in a header": b"\x0a\x04\x4b\x00\x00\x4c",
+    "field 0 in a header": b"\x0a\x02\x00\x00",
+    "field 0 fixed64": b"\x01" + b"\x00" * 8,
+    "wire type 6 in a group": b"\x4b\x0e\x4c",
+    "bad KeyValue deep in a txn": b"\x1a\x08\x22\x06\x1a\x04\x12\x02\x12\x05",
+    "group inside a nested header": b"\x1a\x06\x12\x04\x0a\x02\x4b\x4c",
+    "unknown LEN in a ResponseOp": b"\x1a\x03\x2a\x01\x00",
+    "put header revision only": b"\x1a\x06\x12\x04\x0a\x02\x18\x09",
+    "negative revision": b"\x0a\x0b\x18" + b"\xff" * 9 + b"\x01",
+    # snapshot chunks: the hand-written parser's rules (see _pure/wire.py)
+    "snapshot 10-byte varint past 64 bits": b"\x10" + b"\xff" * 9 + b"\x7f",
+    "snapshot tag past 64 bits": b"\x90" + b"\x80" * 8 + b"\x02\x05",
+    "snapshot length past 64 bits": b"\x1a" + b"\x80" * 9 + b"\x02",
+    "snapshot padded 6-byte length": b"\x1a\x81\x80\x80\x80\x80\x00x",
+    "snapshot version not UTF-8": b"\x22\x03a\xff\xfe",
+    "snapshot fixed32 at the very end": b"\x1a\x01a\x0d\x00\x00\x00\x00",
+    "snapshot fixed64 one short": b"\x1a\x01a\x09" + b"\x00" * 7,
 }
 
 
 @pytest.mark.parametrize("name", sorted(EDGE_CASES))
 def test_edge_cases(twins, name):
-    for decoder in DECODERS:
-        agree(twins, decoder, EDGE_CASES[name])
+    all_agree(twins, EDGE_CASES[name])
 
 
 def nested_txn(levels: int, groups: int = 0) -> bytes:
@@ -173,13 +233,41 @@ def nested_txn(levels: int, groups: int = 0) -> bytes:
                                                 (98, 2), (98, 3), (0, 100), (0, 101)])
 def test_nesting_limit_matches_upb(twins, levels, groups):
     agree(twins, "decode_txn", nested_txn(levels, groups))
+    agree(twins, "decode_txn_revision", nested_txn(levels, groups))
+    revision_agrees_with_txn(twins, nested_txn(levels, groups))
 
 
 def test_nesting_limit_is_one_hundred(twins):
     # Pin the limit itself, not just agreement, so a change in upb is noticed.
-    twins.fast.wire.decode_txn(nested_txn(100))
-    with pytest.raises(ProtocolError):
-        twins.fast.wire.decode_txn(nested_txn(101))
+    for decode in (twins.fast.wire.decode_txn, twins.fast.wire.decode_txn_revision):
+        decode(nested_txn(100))
+        with pytest.raises(ProtocolError):
+            decode(nested_txn(101))
+
+
+def test_nesting_limit_at_the_leaves(twins):
+    # A header or KeyValue (parsed in C by both Cython decoders) at the bottom
+    # of the nesting, holding 0-3 nested unknown groups: each level counts
+    # towards the limit, wherever it falls.
+    outcomes = set()
+    for levels in range(95, 101):
+        for kind in ("header", "kvs"):
+            for leaf in (b"\x4b" * groups + b"\x4c" * groups for groups in range(4)):
+                member = (b"\x0a" if kind == "header" else b"\x12") + varint(len(leaf)) + leaf
+                if levels % 2:  # the innermost level is a ResponseOp: hold a RangeResponse
+                    body = b"\x0a" + varint(len(member)) + member
+                elif kind == "header":  # a TxnResponse: its own header
+                    body = member
+                else:
+                    continue
+                for level in range(levels, 0, -1):
+                    tag = b"\x1a" if level % 2 else b"\x22"
+                    body = tag + varint(len(body)) + body
+                agree(twins, "decode_txn", body)
+                revision_agrees_with_txn(twins, body)
+                result = outcome(twins.pure.wire.decode_txn_revision, body)
+                outcomes.add(result if isinstance(result, type) else type(result))
+    assert outcomes == {int, ProtocolError}  # the limit falls inside the range tried
 
 
 @settings(max_examples=300, deadline=None)
@@ -226,3 +314,22 @@ def test_put_txn_and_put_encoders_agree_with_protobuf(twins, items, lease):
         put = _schema.message("etcdserverpb.PutRequest")(key=key, value=value, lease=lease)
         assert twins.pure.wire.encode_put(key, value, lease, False, False, False) == put.SerializeToString()
         assert twins.fast.wire.encode_put(key, value, lease, False, False, False) == put.SerializeToString()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    blob=st.binary(max_size=100),
+    remaining=st.integers(min_value=0, max_value=2**64 - 1),
+    extra=st.lists(
+        st.sampled_from([b"\x22\x053.6.0", b"\x0a\x02\x18\x05", b"\x48\x01", b"\x1a\x00",
+                         b"\x49" + b"\x01" * 8, b"\x5d\x01\x02\x03\x04", b"\x00\x00", b"\x12\x00"]),
+        max_size=4,
+    ),
+)
+def test_snapshot_chunks_agree(twins, blob, remaining, extra):
+    message = _schema.message("etcdserverpb.SnapshotResponse")(remaining_bytes=remaining, blob=blob)
+    data = message.SerializeToString() + b"".join(extra)
+    chunk = agree_in(twins, "wire", "decode_snapshot_chunk", data)
+    assert chunk.blob.obj is data
+    for cut in range(len(data)):
+        agree_in(twins, "wire", "decode_snapshot_chunk", data[:cut])

@@ -8,7 +8,7 @@ serializes must decode to the expected result objects.
 from __future__ import annotations
 
 import pytest
-from codec_helpers import same
+from codec_helpers import same, varint
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,6 +21,7 @@ from etcdfast.types import (
     KeyValue,
     PutResult,
     ResponseHeader,
+    SnapshotChunk,
     TxnResult,
 )
 
@@ -169,6 +170,14 @@ def test_encode_put_txn_equals_txn_of_puts(codec):
         (lambda w: w.encode_put_txn([(b"k",)], 0), ValueError),
         (lambda w: w.decode_range("x"), TypeError),
         (lambda w: w.decode_range(bytearray(b"")), TypeError),
+        (lambda w: w.decode_txn_revision("x"), TypeError),
+        (lambda w: w.decode_txn_revision(bytearray(b"")), TypeError),
+        (lambda w: w.decode_txn_revision(None), TypeError),
+        (lambda w: w.decode_txn_revision(memoryview(b"")), TypeError),
+        (lambda w: w.decode_snapshot_chunk("x"), TypeError),
+        (lambda w: w.decode_snapshot_chunk(bytearray(b"")), TypeError),
+        (lambda w: w.decode_snapshot_chunk(None), TypeError),
+        (lambda w: w.decode_snapshot_chunk(memoryview(b"")), TypeError),
     ],
 )
 def test_bad_arguments(codec, call, error):
@@ -329,3 +338,236 @@ def test_truncated_messages_raise_protocol_error(codec):
     for cut in (1, 3, len(data) - 1):
         with pytest.raises(ProtocolError):
             codec.wire.decode_range(data[:cut])
+
+
+# -- the revision of a TxnResponse ---------------------------------------------
+
+
+@settings(max_examples=150, deadline=None)
+@given(txn_messages())
+def test_decode_txn_revision_matches_decode_txn(codec, message):
+    data = message.SerializeToString()
+    revision = codec.wire.decode_txn_revision(data)
+    assert type(revision) is int
+    assert revision == codec.wire.decode_txn(data).header.revision == message.header.revision
+
+
+def bulk_txn_response(revision: int, puts: int = 128) -> bytes:
+    """What etcd answers a put_many batch: a header, then one PutResponse per put."""
+    message = pb("TxnResponse")(
+        header={"revision": revision, "cluster_id": 2**63 + 5, "member_id": 9, "raft_term": 4},
+        succeeded=True,
+    )
+    for _ in range(puts):
+        message.responses.add().response_put.header.revision = revision
+    return message.SerializeToString()
+
+
+@pytest.mark.parametrize("revision", [0, 1, 127, 128, 2**31, 2**62, 2**63 - 1, -1, -(2**63)])
+def test_decode_txn_revision_of_a_bulk_batch(codec, revision):
+    # int64 max is etcd's largest revision; negative ones only come from a
+    # broken server, but must still read as decode_txn reads them.
+    data = bulk_txn_response(revision)
+    assert codec.wire.decode_txn_revision(data) == revision
+    assert codec.wire.decode_txn(data).header.revision == revision
+
+
+def test_decode_txn_revision_without_a_header_is_zero(codec):
+    message = pb("TxnResponse")(succeeded=True)
+    message.responses.add().response_put.header.revision = 99  # an inner header does not count
+    for data in (b"", message.SerializeToString()):
+        assert codec.wire.decode_txn_revision(data) == 0
+
+
+def test_decode_txn_revision_of_nested_txns(codec):
+    inner = pb("TxnResponse")(header={"revision": 11})
+    inner.responses.add().response_range.kvs.add(key=b"k", value=b"v", mod_revision=10)
+    inner.responses.add().response_delete_range.prev_kvs.add(key=b"d")
+    middle = pb("TxnResponse")(header={"revision": 12})
+    middle.responses.add().response_txn.CopyFrom(inner)
+    outer = pb("TxnResponse")(header={"revision": 13}, succeeded=True)
+    outer.responses.add().response_txn.CopyFrom(middle)
+    outer.responses.add().response_put.prev_kv.key = b"p"
+    data = outer.SerializeToString()
+    assert codec.wire.decode_txn_revision(data) == 13
+    # The inner txns are checked all the way down: a broken KeyValue deep
+    # inside fails both decoders.
+    broken = data.replace(b"\x0a\x01k", b"\x0a\x05k")
+    assert broken != data
+    for decode in (codec.wire.decode_txn, codec.wire.decode_txn_revision):
+        with pytest.raises(ProtocolError):
+            decode(broken)
+
+
+def test_decode_txn_revision_merges_repeated_headers(codec):
+    # Like protobuf: a second header merges field by field into the first.
+    first = pb("ResponseHeader")(revision=5, raft_term=2).SerializeToString()
+    second = pb("ResponseHeader")(raft_term=3).SerializeToString()
+    third = pb("ResponseHeader")(revision=8).SerializeToString()
+    data = b"\x0a" + bytes([len(first)]) + first + b"\x0a" + bytes([len(second)]) + second
+    assert codec.wire.decode_txn_revision(data) == 5
+    data += b"\x0a" + bytes([len(third)]) + third
+    assert codec.wire.decode_txn_revision(data) == 8 == codec.wire.decode_txn(data).header.revision
+
+
+def test_decode_txn_revision_feeds_the_revision_tracker(codec):
+    tracker = codec.revision.RevisionTracker()
+    for revision in (5, 2**63 - 1, 7):
+        assert codec.wire.decode_txn_revision(bulk_txn_response(revision, 3), tracker) == revision
+    assert tracker.last == 2**63 - 1
+
+    class Recorder:
+        def __init__(self):
+            self.seen = []
+
+        def observe(self, revision):
+            self.seen.append(revision)
+
+    recorder = Recorder()
+    codec.wire.decode_txn_revision(bulk_txn_response(42, 1), recorder)
+    codec.wire.decode_txn_revision(b"", recorder)
+    with pytest.raises(ProtocolError):
+        codec.wire.decode_txn_revision(bulk_txn_response(43, 1)[:-1], recorder)
+    assert recorder.seen == [42, 0]  # malformed bytes feed nothing
+
+
+def test_decode_txn_revision_rejects_truncations(codec):
+    data = bulk_txn_response(2**40, 4)
+    for cut in range(1, len(data)):
+        # Every cut either fails in both decoders or leaves a whole message.
+        try:
+            expected = codec.wire.decode_txn(data[:cut]).header.revision
+        except ProtocolError:
+            with pytest.raises(ProtocolError):
+                codec.wire.decode_txn_revision(data[:cut])
+        else:
+            assert codec.wire.decode_txn_revision(data[:cut]) == expected
+
+
+# -- snapshot chunks -------------------------------------------------------------
+
+
+def snapshot_chunk(blob: bytes = b"", remaining: int = 0, version: str = "") -> bytes:
+    """A SnapshotResponse as etcd sends it (3.6 adds ``string version = 4``)."""
+    data = pb("SnapshotResponse")(
+        header={"revision": 3}, remaining_bytes=remaining, blob=blob
+    ).SerializeToString()
+    if version:
+        raw = version.encode()
+        data += b"\x22" + varint(len(raw)) + raw
+    return data
+
+
+def chunk_fields(chunk) -> tuple:
+    assert type(chunk) is SnapshotChunk and type(chunk.blob) is memoryview
+    assert type(chunk.remaining_bytes) is int and type(chunk.version) is str
+    return chunk.remaining_bytes, chunk.blob.tobytes(), chunk.version
+
+
+@settings(max_examples=150, deadline=None)
+@given(blob=st.binary(max_size=300), remaining=UINT64, version=st.sampled_from(["", "3.6.0", "3.7.0-alpha"]))
+def test_decode_snapshot_chunk_matches_protobuf(codec, blob, remaining, version):
+    data = snapshot_chunk(blob, remaining, version)
+    assert chunk_fields(codec.wire.decode_snapshot_chunk(data)) == (remaining, blob, version)
+
+
+@pytest.mark.parametrize("size", [0, 1, 127, 128, 1 << 16, 4 << 20])
+def test_decode_snapshot_chunk_blob_sizes(codec, size):
+    blob = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    chunk = codec.wire.decode_snapshot_chunk(snapshot_chunk(blob, 12345))
+    assert chunk_fields(chunk) == (12345, blob, "")
+
+
+def test_decode_snapshot_chunk_blob_is_a_view_of_the_input(codec):
+    blob = b"b" * (1 << 20)
+    data = snapshot_chunk(blob, 7, "3.6.0")
+    chunk = codec.wire.decode_snapshot_chunk(data)
+    assert chunk.blob.obj is data and chunk.blob.readonly  # shares the bytes: no copy
+    assert chunk.blob == blob and len(chunk.blob) == len(blob)
+    # The empty blob of a chunk without one is a view as well.
+    empty = codec.wire.decode_snapshot_chunk(b"\x10\x05")
+    assert type(empty.blob) is memoryview and empty.blob.obj == b"\x10\x05" and len(empty.blob) == 0
+
+
+# The parser etcdfast has always used for snapshots (moved here from
+# maintenance.py unchanged): hand-written, not upb. Pinned per twin so that
+# its rules cannot drift; test_codec_twins.py checks that the twins agree.
+SNAPSHOT_VALID = {
+    "empty": (b"", (0, b"", "")),
+    "remaining only": (b"\x10\x07", (7, b"", "")),
+    "empty blob field": (b"\x1a\x00", (0, b"", "")),
+    "version": (b"\x22\x053.6.0", (0, b"", "3.6.0")),
+    "non-UTF-8 version is replaced": (b"\x22\x03a\xff\xfe", (0, b"", "a\ufffd\ufffd")),
+    "header and unknown fields skipped": (
+        b"\x0a\x02\x18\x05\x48\x01\x31" + b"\x00" * 8 + b"\x3d" + b"\x00" * 4 + b"\x5a\x01z\x1a\x01b",
+        (0, b"b", ""),
+    ),
+    "unknown field with a two-byte tag": (b"\x82\x04\x01z\x10\x02", (2, b"", "")),
+    "field number 0 skipped": (b"\x00\x05\x10\x01", (1, b"", "")),
+    "blob as a varint is skipped": (b"\x18\x05", (0, b"", "")),
+    "remaining as bytes is skipped": (b"\x12\x01x\x10\x03", (3, b"", "")),
+    "last blob wins": (b"\x1a\x01a\x10\x04\x1a\x02bc\x10\x02", (2, b"bc", "")),
+    "uint64 max remaining": (b"\x10" + b"\xff" * 9 + b"\x01", (2**64 - 1, b"", "")),
+    "10-byte varint keeps its bits past 64": (b"\x10" + b"\xff" * 9 + b"\x7f", (2**70 - 1, b"", "")),
+    "padded 10-byte tag": (b"\x90" + b"\x80" * 8 + b"\x00\x05", (5, b"", "")),
+    "tag past 64 bits is no field of ours": (b"\x90" + b"\x80" * 8 + b"\x02\x05", (0, b"", "")),
+    "padded 6-byte length": (b"\x1a\x81\x80\x80\x80\x80\x00x", (0, b"x", "")),
+}
+
+SNAPSHOT_MALFORMED = {
+    "truncated tag": b"\x80",
+    "truncated varint": b"\x10",
+    "truncated value varint": b"\x10\x80",
+    "length past the end": b"\x1a\x05ab",
+    "truncated length": b"\x1a\x80",
+    "length past 64 bits": b"\x1a" + b"\x80" * 9 + b"\x02",
+    "11-byte varint": b"\x10" + b"\xff" * 10 + b"\x01",
+    "11-byte tag": b"\x90" + b"\x80" * 9 + b"\x00\x05",
+    "fixed64 truncated": b"\x09" + b"\x00" * 7,
+    "fixed32 truncated": b"\x0d" + b"\x00" * 3,
+    "start group": b"\x0b\x0c",
+    "end group": b"\x0c",
+    "wire type 6": b"\x1e",
+    "wire type 7": b"\x1f",
+    "garbage after a good chunk": b"\x1a\x01a\x10",
+}
+
+
+@pytest.mark.parametrize("name", sorted(SNAPSHOT_VALID))
+def test_decode_snapshot_chunk_valid_encodings(codec, name):
+    data, expected = SNAPSHOT_VALID[name]
+    assert chunk_fields(codec.wire.decode_snapshot_chunk(data)) == expected
+
+
+@pytest.mark.parametrize("name", sorted(SNAPSHOT_MALFORMED))
+def test_decode_snapshot_chunk_malformed(codec, name):
+    with pytest.raises(ProtocolError):
+        codec.wire.decode_snapshot_chunk(SNAPSHOT_MALFORMED[name])
+
+
+def test_decode_snapshot_chunk_truncations(codec):
+    data = snapshot_chunk(b"0123456789" * 20, 99, "3.6.0")
+    whole = chunk_fields(codec.wire.decode_snapshot_chunk(data))
+    boundaries = set()
+    pos = 0
+    while pos < len(data):  # the end of every top-level field
+        tag = data[pos]
+        pos += 1
+        if tag & 7 == 0:
+            while data[pos] & 0x80:
+                pos += 1
+            pos += 1
+        else:
+            length = data[pos]
+            if length & 0x80:
+                length = (length & 0x7F) | data[pos + 1] << 7
+                pos += 1
+            pos += 1 + length
+        boundaries.add(pos)
+    for cut in range(len(data) + 1):
+        if cut == 0 or cut in boundaries:
+            codec.wire.decode_snapshot_chunk(data[:cut])
+        else:
+            with pytest.raises(ProtocolError):
+                codec.wire.decode_snapshot_chunk(data[:cut])
+    assert whole == (99, b"0123456789" * 20, "3.6.0")

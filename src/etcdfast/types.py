@@ -47,6 +47,7 @@ __all__ = [
     "DefragmentResult",
     "MoveLeaderResult",
     "SnapshotResult",
+    "SnapshotChunk",
 ]
 
 
@@ -460,6 +461,20 @@ class SnapshotResult(NamedTuple):
     size: int
     sha256: str
     revision: Optional[int]
+    version: str
+
+
+class SnapshotChunk(NamedTuple):
+    """One ``SnapshotResponse``: a piece of the database (``blob``) and how many
+    bytes are still to come (``remaining_bytes``, 0 on the last data chunk and
+    on the checksum chunk that follows it).
+
+    ``blob`` is a view into the response bytes, not a copy; ``version`` is the
+    server's storage version (etcd >= 3.6 sends it, older servers do not: empty).
+    """
+
+    remaining_bytes: int
+    blob: memoryview
     version: str
 
 

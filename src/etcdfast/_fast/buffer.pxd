@@ -7,7 +7,8 @@
 # parser, which the pure twin uses), so both twins agree on every input:
 #   * varints are at most 10 bytes, bits past 64 are dropped;
 #   * tags and lengths are varint32: at most 5 bytes, tag <= 0xFFFFFFFF;
-#   * field number 0, wire types 6 and 7, and an unmatched END_GROUP are errors;
+#   * field number 0, wire types 6 and 7, and an unmatched END_GROUP are errors
+#     (upb does not check the field number inside a skipped group: 0 is fine there);
 #   * a known field with an unexpected wire type is skipped as unknown;
 #   * submessages and groups share one nesting limit of 100.
 
@@ -63,7 +64,8 @@ cdef inline cptr read_varint32(cptr p, cptr end, uint64_t* out) noexcept nogil:
     return NULL
 
 
-cdef inline cptr read_tag(cptr p, cptr end, uint32_t* field, uint32_t* wire_type) noexcept nogil:
+cdef inline cptr read_group_tag(cptr p, cptr end, uint32_t* field, uint32_t* wire_type) noexcept nogil:
+    """A tag inside a skipped group, where upb lets field number 0 pass."""
     cdef uint64_t tag
     if p < end and p[0] < 0x80:  # one-byte tags: every field etcd's KV service uses
         tag = p[0]
@@ -74,7 +76,14 @@ cdef inline cptr read_tag(cptr p, cptr end, uint32_t* field, uint32_t* wire_type
             return NULL
     field[0] = <uint32_t>(tag >> 3)
     wire_type[0] = <uint32_t>(tag & 7)
-    if field[0] == 0 or wire_type[0] > WT_I32:
+    if wire_type[0] > WT_I32:
+        return NULL
+    return p
+
+
+cdef inline cptr read_tag(cptr p, cptr end, uint32_t* field, uint32_t* wire_type) noexcept nogil:
+    p = read_group_tag(p, end, field, wire_type)
+    if p == NULL or field[0] == 0:
         return NULL
     return p
 
@@ -114,7 +123,7 @@ cdef inline cptr skip_field(cptr p, cptr end, uint32_t field, uint32_t wire_type
         if depth + 1 > MAX_DEPTH:
             return NULL
         while True:
-            p = read_tag(p, end, &inner_field, &inner_type)
+            p = read_group_tag(p, end, &inner_field, &inner_type)
             if p == NULL:
                 return NULL
             if inner_type == WT_EGROUP:

@@ -11,12 +11,13 @@ buffer.pxd) and raises ProtocolError, as the pure twin does.
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.long cimport PyLong_FromLongLong, PyLong_FromUnsignedLongLong
 from cpython.number cimport PyNumber_Index
+from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
 
 from .buffer cimport (
-    WT_LEN, WT_VARINT, as_int32, as_int64, cptr, int_field_size, len_field_size, read_tag,
-    read_varint, skip_field, varint_size, write_flag, write_int_field, write_len_field,
+    WT_I32, WT_I64, WT_LEN, WT_VARINT, as_int32, as_int64, cptr, int_field_size, len_field_size,
+    read_tag, read_varint, skip_field, varint_size, write_flag, write_int_field, write_len_field,
     write_varint,
 )
 # wire.pxd (this module's own declarations, shared with watch.pyx) brings the
@@ -24,13 +25,15 @@ from .buffer cimport (
 
 from ..errors import ProtocolError
 from ..types import (
-    CompactResult, DeleteResult, GetResult, KeyValue, PutResult, ResponseHeader, TxnResult,
+    CompactResult, DeleteResult, GetResult, KeyValue, PutResult, ResponseHeader, SnapshotChunk,
+    TxnResult,
 )
 
 __all__ = [
     "encode_range", "encode_put", "encode_delete", "encode_compaction", "encode_compare",
     "encode_txn", "encode_put_txn",
-    "decode_range", "decode_put", "decode_delete", "decode_txn", "decode_compaction",
+    "decode_range", "decode_put", "decode_delete", "decode_txn", "decode_txn_revision",
+    "decode_compaction", "decode_snapshot_chunk",
 ]
 
 # RequestOp oneof field numbers double as op kinds everywhere in the codec.
@@ -41,6 +44,10 @@ cdef enum:
     KIND_DELETE = 3
     KIND_TXN = 4
     COMPARE_VALUE = 3
+    # the other messages of a TxnResponse tree, for _validate below
+    KIND_OP = 5
+    KIND_HEADER = 6
+    KIND_KV = 7
 
 cdef inline const char* _data(bytes b) noexcept:
     return PyBytes_AS_STRING(b)
@@ -609,3 +616,153 @@ def decode_txn(bytes data, tracker=None):
 def decode_compaction(bytes data, tracker=None):
     """Decode an ``etcdserverpb.CompactionResponse``; feed its revision to ``tracker``."""
     return _decode(_Compaction(), data, tracker)
+
+
+# -- TxnResponse revision -----------------------------------------------------
+#
+# A bulk-load batch answers with a TxnResponse of 128 PutResponses that nobody
+# reads. _validate walks the same tree as _Txn.parse, with the same enter /
+# read_tag / skip_field calls and the same leaf parsers (parse_header,
+# parse_kv) at the same depths, so it accepts exactly the bytes decode_txn
+# accepts; it only builds nothing. The field tables of the message classes
+# above are restated once, in _submessage.
+
+cdef inline int _submessage(int kind, uint32_t field) noexcept nogil:
+    """The kind of message a length-delimited ``field`` of a ``kind`` message
+    (a response or ResponseOp) holds; 0 if none (unknown: skipped)."""
+    if kind == KIND_OP:  # the oneof's field numbers are the op kinds
+        return <int>field if KIND_RANGE <= field <= KIND_TXN else 0
+    if field == 1:
+        return KIND_HEADER
+    if kind == KIND_TXN:
+        return KIND_OP if field == 3 else 0
+    if kind == KIND_DELETE:
+        return KIND_KV if field == 3 else 0  # prev_kvs
+    return KIND_KV if field == 2 else 0  # RangeResponse.kvs, PutResponse.prev_kv
+
+
+cdef cptr _validate(cptr p, cptr end, int kind, int depth, Header* header) noexcept nogil:
+    """Check a ``kind`` message at nesting level ``depth`` as its decoder would;
+    its own headers merge into ``header``. NULL when malformed."""
+    cdef uint32_t field, wt
+    cdef int sub
+    cdef cptr sub_end
+    cdef Header inner
+    cdef KV kv
+    while p < end:
+        p = read_tag(p, end, &field, &wt)
+        if p == NULL:
+            return NULL
+        sub = _submessage(kind, field) if wt == WT_LEN else 0
+        if sub == 0:
+            p = skip_field(p, end, field, wt, depth)
+            if p == NULL:
+                return NULL
+            continue
+        p = enter(p, end, &sub_end, depth + 1)
+        if p == NULL:
+            return NULL
+        if sub == KIND_HEADER:
+            p = parse_header(p, sub_end, header, depth + 1)
+        elif sub == KIND_KV:
+            p = parse_kv(p, sub_end, &kv, depth + 1)
+        else:
+            p = _validate(p, sub_end, sub, depth + 1, &inner)
+        if p == NULL:
+            return NULL
+        p = sub_end
+    return p
+
+
+def decode_txn_revision(bytes data, tracker=None):
+    """``header.revision`` of an ``etcdserverpb.TxnResponse``; feed it to ``tracker``.
+
+    Accepts exactly the bytes :func:`decode_txn` accepts, building no results.
+    """
+    if data is None:
+        raise TypeError("expected bytes, got NoneType")
+    cdef Header header
+    memset(&header, 0, sizeof(Header))
+    cdef cptr p = <cptr>PyBytes_AS_STRING(data)
+    if _validate(p, p + PyBytes_GET_SIZE(data), KIND_TXN, 0, &header) == NULL:
+        malformed("TxnResponse")
+    feed_tracker(tracker, header.revision)
+    return PyLong_FromLongLong(header.revision)
+
+
+# -- snapshots ----------------------------------------------------------------
+#
+# Not upb's rules: these are the pure twin's (see _pure/wire.py), which keep
+# the hand-written parser etcdfast has always used for snapshot chunks. Tags,
+# lengths and values are 10-byte varints whose bits past 64 still count (Python
+# ints do not overflow); any field number is fine; groups are errors.
+
+cdef inline cptr _wide_varint(cptr p, cptr end, uint64_t* low, uint64_t* high) noexcept nogil:
+    """read_varint, and in ``high`` the bits past 64 that it drops."""
+    cdef cptr q = read_varint(p, end, low)
+    high[0] = q[-1] >> 1 if q != NULL and q - p == 10 else 0
+    return q
+
+
+cdef struct Chunk:
+    uint64_t remaining
+    uint64_t remaining_high  # bits 64 and up
+    cptr blob
+    Py_ssize_t blob_len
+    cptr version
+    Py_ssize_t version_len
+
+
+cdef cptr _parse_chunk(cptr p, cptr end, Chunk* c) noexcept nogil:
+    cdef uint64_t key, value, high, field, wt
+    while p < end:
+        p = _wide_varint(p, end, &key, &high)
+        if p == NULL:
+            return NULL
+        field = key >> 3 if high == 0 else 0  # past 64 bits: none of ours
+        wt = key & 7
+        if wt == WT_VARINT:
+            p = _wide_varint(p, end, &value, &high)
+            if p == NULL:
+                return NULL
+            if field == 2:
+                c.remaining, c.remaining_high = value, high
+        elif wt == WT_LEN:
+            p = _wide_varint(p, end, &value, &high)
+            if p == NULL or high != 0 or value > <uint64_t>(end - p):
+                return NULL
+            if field == 3:
+                c.blob, c.blob_len = p, <Py_ssize_t>value
+            elif field == 4:
+                c.version, c.version_len = p, <Py_ssize_t>value
+            p += value
+        elif wt == WT_I64 or wt == WT_I32:
+            value = 8 if wt == WT_I64 else 4
+            if <uint64_t>(end - p) < value:
+                return NULL
+            p += value
+        else:  # groups, wire types 6 and 7
+            return NULL
+    return p
+
+
+def decode_snapshot_chunk(bytes data):
+    """Decode an ``etcdserverpb.SnapshotResponse`` without copying its blob."""
+    if data is None:
+        raise TypeError("expected bytes, got NoneType")
+    cdef cptr start = <cptr>PyBytes_AS_STRING(data)
+    cdef Chunk c
+    memset(&c, 0, sizeof(Chunk))
+    c.blob = start
+    if _parse_chunk(start, start + PyBytes_GET_SIZE(data), &c) == NULL:
+        raise ProtocolError("malformed SnapshotResponse: truncated or invalid protobuf")
+    cdef object remaining = PyLong_FromUnsignedLongLong(c.remaining)
+    if c.remaining_high:
+        remaining |= PyLong_FromUnsignedLongLong(c.remaining_high) << 64
+    cdef Py_ssize_t blob_at = c.blob - start
+    cdef object rec = etcdfast_new_record(SnapshotChunk, 3)
+    set_item(rec, 0, remaining)
+    set_item(rec, 1, memoryview(data)[blob_at:blob_at + c.blob_len])
+    set_item(rec, 2, PyUnicode_DecodeUTF8(<const char*>c.version, c.version_len, "replace")
+             if c.version_len else "")
+    return rec

@@ -22,6 +22,7 @@ from operator import attrgetter, index
 from typing import Any, Callable, Dict, List, Sequence, Tuple, TypeVar, Union
 
 from .. import _schema
+from ..errors import ProtocolError
 from ..types import (
     CompactResult,
     DeleteResult,
@@ -29,6 +30,7 @@ from ..types import (
     KeyValue,
     PutResult,
     ResponseHeader,
+    SnapshotChunk,
     TxnResult,
     WatchResponse,
 )
@@ -46,7 +48,9 @@ __all__ = [
     "decode_put",
     "decode_delete",
     "decode_txn",
+    "decode_txn_revision",
     "decode_compaction",
+    "decode_snapshot_chunk",
 ]
 
 # RequestOp oneof field numbers double as op kinds everywhere in the codec.
@@ -333,5 +337,75 @@ decode_delete = _decoder("DeleteRangeResponse", _delete)
 decode_delete.__name__ = decode_delete.__qualname__ = "decode_delete"
 decode_txn = _decoder("TxnResponse", _txn)
 decode_txn.__name__ = decode_txn.__qualname__ = "decode_txn"
+# The bulk-load path reads only the revision its batch got: the same parse as
+# decode_txn (so exactly the same bytes are accepted), minus building results.
+_header_revision: Callable[[Any], int] = attrgetter("header.revision")
+decode_txn_revision = _schema.decoder("etcdserverpb.TxnResponse", _header_revision)
+decode_txn_revision.__name__ = decode_txn_revision.__qualname__ = "decode_txn_revision"
+decode_txn_revision.__doc__ = (
+    "``header.revision`` of an ``etcdserverpb.TxnResponse``; feed it to ``tracker``."
+)
 decode_compaction = _decoder("CompactionResponse", _compaction)
 decode_compaction.__name__ = decode_compaction.__qualname__ = "decode_compaction"
+
+
+# -- snapshots ----------------------------------------------------------------
+#
+# A SnapshotResponse is read straight from the wire format rather than through
+# a message class: the blob is then a view, not a copy, and the ``version``
+# field that etcd 3.6 added (field 4) is picked up although our 3.5 schema
+# lacks it. The rules (not upb's; the Cython twin copies them exactly):
+#   * varints (tags, lengths, values) are at most 10 bytes and keep every bit,
+#     so a 10-byte varint may exceed 64 bits;
+#   * wire types 0, 1, 2 and 5 are skipped when the field is not one of ours
+#     (any field number, 0 included); 3, 4 (groups), 6 and 7 are errors;
+#   * a field 2/3/4 of another wire type is skipped; a repeated one: last wins.
+
+
+def _snapshot_varint(data: bytes, pos: int) -> Tuple[int, int]:
+    result = shift = 0
+    while True:
+        if pos >= len(data) or shift > 63:
+            raise ProtocolError("malformed SnapshotResponse: bad varint")
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, pos
+        shift += 7
+
+
+def decode_snapshot_chunk(data: bytes) -> SnapshotChunk:
+    """Decode an ``etcdserverpb.SnapshotResponse`` without copying its blob."""
+    if type(data) is not bytes:
+        raise TypeError(f"expected bytes, got {type(data).__name__}")
+    view = memoryview(data)
+    remaining = 0
+    blob = view[0:0]
+    version = ""
+    pos, end = 0, len(data)
+    while pos < end:
+        key, pos = _snapshot_varint(data, pos)
+        field, wire_type = key >> 3, key & 7
+        if wire_type == 0:
+            value, pos = _snapshot_varint(data, pos)
+            if field == 2:
+                remaining = value
+        elif wire_type == 2:
+            length, pos = _snapshot_varint(data, pos)
+            if pos + length > end:
+                raise ProtocolError("malformed SnapshotResponse: truncated field")
+            if field == 3:
+                blob = view[pos:pos + length]
+            elif field == 4:
+                version = data[pos:pos + length].decode("utf-8", "replace")
+            pos += length
+        elif wire_type == 1:
+            pos += 8
+        elif wire_type == 5:
+            pos += 4
+        else:
+            raise ProtocolError(f"malformed SnapshotResponse: wire type {wire_type}")
+    if pos != end:
+        raise ProtocolError("malformed SnapshotResponse: truncated field")
+    return _new(SnapshotChunk, (remaining, blob, version))

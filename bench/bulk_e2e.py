@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import etcdfast
-from etcdfast.bulk import PAGE_BYTES
+from etcdfast.api.bulk import PAGE_BYTES
 from etcdfast.testing import EtcdServer
 
 BENCH = Path(__file__).resolve().parent

@@ -17,8 +17,9 @@ import pytest
 from client_drivers import Driver
 
 import etcdfast
-from etcdfast import AuthStatus, Permission, PermissionType, ResponseHeader, Role, auth
-from etcdfast._request import Request
+from etcdfast import AuthStatus, Permission, PermissionType, ResponseHeader, Role
+from etcdfast.api import auth
+from etcdfast.api.request import Request
 from etcdfast.errors import (
     AuthError,
     AuthFailedError,

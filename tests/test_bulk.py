@@ -14,15 +14,19 @@ import pytest
 from bulk_helpers import crash_safe_etcd, revision_runs
 
 import etcdfast
-from etcdfast import _schema, bulk
+from etcdfast import _schema
+from etcdfast._core import bulk
 from etcdfast.errors import (
     BulkWriteError,
     ClientClosedError,
+    ClosedDuringCallError,
     CompactedError,
+    ConnectionLostError,
     EmptyKeyError,
     EtcdError,
     InvalidArgumentError,
     LeaseNotFoundError,
+    ProtocolError,
     RequestTooLargeError,
     Timeout,
     Unavailable,
@@ -36,14 +40,7 @@ def keys_of(prefix: bytes, n: int, start: int = 0) -> list:
 
 
 def grant_lease(client: etcdfast.Client, ttl: int) -> int:
-    """A lease ID: the client's own ``grant`` if it has one, else the raw RPC."""
-    if hasattr(client, "grant"):
-        return int(client.grant(ttl).id)
-    request = _schema.message("etcdserverpb.LeaseGrantRequest")(TTL=ttl)
-    raw = client._channel.unary_unary("/etcdserverpb.Lease/LeaseGrant")(
-        request.SerializeToString(), timeout=10
-    )
-    return int(_schema.message("etcdserverpb.LeaseGrantResponse").FromString(raw).ID)
+    return int(client.grant(ttl).id)
 
 
 # -- put_many -----------------------------------------------------------------
@@ -374,13 +371,13 @@ def test_iter_range_reads_one_revision_while_writes_happen(client, etcd_prefix):
 def test_iter_range_page_sizes(client, etcd_prefix, monkeypatch):
     keys = fill(client, etcd_prefix, 10)
     calls = []
-    execute = client._execute
+    execute = client._run
 
     def counting(request):
         calls.append(request)
         return execute(request)
 
-    monkeypatch.setattr(client, "_execute", counting)
+    monkeypatch.setattr(client, "_run", counting)
     for page_size, sizes in [(1, [1] * 10), (5, [5, 5]), (3, [3, 3, 3, 1]), (10, [10]), (11, [10])]:
         calls.clear()
         pages = list(client.iter_range_pages(etcd_prefix, prefix=True, page_size=page_size))
@@ -560,10 +557,14 @@ def test_ledger_folds_out_of_order_outcomes():
 
 
 def test_outcome_unknown_classification():
-    assert bulk.outcome_unknown(Unavailable("down"))
+    # What the call machine raises says whether a batch may have been applied.
+    assert bulk.outcome_unknown(ConnectionLostError("down after sending"))
+    assert bulk.outcome_unknown(ClosedDuringCallError("closed in flight"))
     assert bulk.outcome_unknown(Timeout("slow"))
-    assert bulk.outcome_unknown(ClientClosedError("closed"))
-    assert bulk.outcome_unknown(RuntimeError("?"))
+    assert bulk.outcome_unknown(ProtocolError("applied, unreadable answer"))
+    assert bulk.outcome_unknown(RuntimeError("?"))  # not ours: assume the worst
+    assert not bulk.outcome_unknown(Unavailable("connection refused: never sent"))
+    assert not bulk.outcome_unknown(ClientClosedError("closed before sending"))
     assert not bulk.outcome_unknown(RequestTooLargeError("big"))
     assert not bulk.outcome_unknown(LeaseNotFoundError("gone"))
 
@@ -589,5 +590,5 @@ def test_txn_revision_matches_the_codec(codec):
     for data in messages:
         expected = codec.wire.decode_txn(data, None).header.revision
         tracker = codec.revision.RevisionTracker()
-        assert bulk.txn_revision(data, tracker) == expected
+        assert codec.wire.decode_txn_revision(data, tracker) == expected
         assert tracker.last == expected

@@ -10,9 +10,9 @@ import grpc
 import pytest
 
 import etcdfast
+from etcdfast._core.endpoints import Endpoint, channel_target, parse_endpoints
 from etcdfast.errors import CancelledError, ClientClosedError, ProtocolError, Timeout, Unavailable, classify
 from etcdfast.testing import EtcdServer, free_port
-from etcdfast.transport import Endpoint, channel_target, parse_endpoints
 
 
 @pytest.mark.parametrize(
@@ -200,6 +200,6 @@ def test_writes_to_a_dead_endpoint_are_retried_within_the_deadline():
         with pytest.raises(Unavailable) as info:
             client.put("k", "v")
         assert time.monotonic() - started < 3
-    from etcdfast.transport import never_sent
+    from etcdfast._core.calls import never_sent
 
     assert never_sent(info.value)

@@ -9,8 +9,8 @@ import pytest
 
 import etcdfast
 from etcdfast import InvalidArgumentError, LeaseNotFoundError
+from etcdfast._core.keepalive import KeepAliveSchedule, LeaseHandle
 from etcdfast.errors import LeaseExpiredError
-from etcdfast.lease import KeepAliveSchedule, LeaseHandle
 from etcdfast.testing import EtcdServer
 
 
@@ -70,7 +70,8 @@ def test_lease_context_manager_keeps_key_alive_then_revokes(client, etcd_prefix)
         assert client.get_value(key) == b"up"
         assert lease.alive and lease.refreshed_at is not None
     assert client.get_value(key) is None
-    assert not lease.alive and isinstance(lease.lost, LeaseNotFoundError)
+    # Ended by its owner: not alive, and not lost (no on_lost, no alert).
+    assert not lease.alive and lease.revoked and lease.lost is None
 
 
 @pytest.mark.slow

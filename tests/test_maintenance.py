@@ -13,7 +13,7 @@ import os
 import subprocess
 import tracemalloc
 from pathlib import Path
-from typing import Iterator, List, Tuple
+from typing import Any, Iterator, List, Tuple
 
 import pytest
 from client_drivers import Driver
@@ -30,8 +30,10 @@ from etcdfast import (
     SnapshotIntegrityError,
     SnapshotResult,
     StatusResult,
+    _codec,
     _schema,
 )
+from etcdfast._core.snapshot import SnapshotWriter, snapshot_revision, verify_snapshot
 from etcdfast.errors import (
     BadLeaderTransfereeError,
     InvalidArgumentError,
@@ -39,13 +41,12 @@ from etcdfast.errors import (
     ProtocolError,
     Unavailable,
 )
-from etcdfast.maintenance import (
-    SnapshotWriter,
-    decode_snapshot_chunk,
-    snapshot_revision,
-    verify_snapshot,
-)
 from etcdfast.testing import EtcdServer, etcd_version, find_etcd_binary, free_port
+
+
+def decode_snapshot_chunk(data: bytes) -> Any:
+    return _codec.wire.decode_snapshot_chunk(data)
+
 
 UNKNOWN_ID = 0x0BAD_0000_0000_0002
 
@@ -343,6 +344,46 @@ def test_decoder_reads_the_newer_version_field_and_refuses_garbage() -> None:
     for garbage in (b"\x1a\x05ab", b"\x10", b"\x1f"):
         with pytest.raises(ProtocolError):
             decode_snapshot_chunk(garbage)
+
+
+def test_writer_decodes_with_either_twin(twin: Any, tmp_path: Path) -> None:
+    # SnapshotWriter decodes through the active codec twin (looked up per
+    # chunk): etcd 3.6's version field and unknown fields are handled by both.
+    content = os.urandom(3000)
+    chunks = _stream(content, [1000, 1000])
+    chunks[0] += b"\x22\x053.6.0\x48\x01"  # version, then an unknown varint field
+    writer = SnapshotWriter(tmp_path / "s.db")
+    for raw in chunks:
+        writer.write(raw)
+    result = writer.finish()
+    assert (result.size, result.version) == (3000 + 32, "3.6.0")
+    assert result.sha256 == hashlib.sha256(content).hexdigest()
+    assert decode_snapshot_chunk(chunks[0]).version == "3.6.0"
+    bad = SnapshotWriter(tmp_path / "t.db")
+    with pytest.raises(ProtocolError):
+        bad.write(b"\x1a\x05ab")
+    bad.abort()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.db"]
+
+
+def test_decoding_looks_the_codec_up_at_call_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # decode_snapshot_chunk and SnapshotWriter go through _codec.wire at call
+    # time, so a switched twin (the twin fixture) is the one used.
+    from types import SimpleNamespace
+
+    from etcdfast import _codec
+
+    calls = []
+
+    def decode(data: bytes) -> Any:
+        calls.append(data)
+        return _codec.load("pure")[1].decode_snapshot_chunk(data)
+
+    monkeypatch.setattr(_codec, "wire", SimpleNamespace(decode_snapshot_chunk=decode))
+    writer = SnapshotWriter(tmp_path / "s.db")
+    writer.write(_chunk(b"abc", 5))
+    writer.abort()
+    assert calls == [_chunk(b"abc", 5)]
 
 
 def test_snapshot_revision_of_a_non_database_is_none(tmp_path: Path) -> None:

@@ -150,14 +150,14 @@ def test_expired_token_is_refreshed_transparently_on_calls_and_watches(auth_serv
     with etcdfast.Client(auth_server.endpoint, user="root", password="rootpw", timeout=10) as client:
         client.put("/a/t", "0")
         watch = client.watch("/a/t")
-        first_token = client._token
+        first_token = client._metadata
         for i in range(1, 3):
             time.sleep(3.5)  # the token's TTL is 2 s: it is gone by now
             client.put("/a/t", str(i))  # refused with "invalid auth token", logged in again
             # a new watch on the same stream needs a valid token too
             with client.watch("/a/t", start_revision=client.last_revision) as again:
                 assert again.get(timeout=10)[0].value == str(i).encode()
-        assert client._token != first_token
+        assert client._metadata != first_token
         assert [e.value for e in watch.get(timeout=10) + watch.get(timeout=10)] == [b"1", b"2"]
 
 

@@ -14,7 +14,7 @@ from conftest import crash_safe_etcd_binary
 
 import etcdfast
 from etcdfast import CompactedError, EmptyKeyError, Unavailable
-from etcdfast import watch as watch_module
+from etcdfast._sync import watch as watch_module
 from etcdfast.testing import EtcdServer, free_port
 from etcdfast.types import EventType, Progress
 
@@ -305,7 +305,7 @@ def test_compaction_while_disconnected_ends_the_watch_with_the_compact_revision(
     monkeypatch, twin, consume
 ):
     # Hold the reconnect back long enough to compact while the watch is away.
-    from etcdfast import _backoff
+    from etcdfast._core import backoff as _backoff
 
     monkeypatch.setattr(_backoff.Backoff, "next_delay", lambda self: 2.0)
     with EtcdServer() as server:

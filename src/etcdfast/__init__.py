@@ -11,17 +11,25 @@
 ``etcdfast.IMPLEMENTATION`` says which codec twin is active: ``"fast"`` (the
 compiled Cython extension) or ``"pure"`` (pure Python; forced with
 ``ETCDFAST_PURE=1``). Both behave identically.
+
+Importing etcdfast is cheap: the clients (and grpc, asyncio, the codec) are
+imported on first use of their names, so the pytest plugin and the command
+line pay only for what they use.
 """
 
-from ._codec import IMPLEMENTATION
-from .aio import AsyncClient
-from .client import Client
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any, List
+
 from .errors import (
     AuthError,
     BulkWriteError,
     ClientClosedError,
+    ClosedDuringCallError,
     ClusterError,
     CompactedError,
+    ConnectionLostError,
     DuplicateKeyError,
     EmptyKeyError,
     EtcdError,
@@ -41,7 +49,6 @@ from .errors import (
     TooManyOpsError,
     Unavailable,
 )
-from .txn import Compare, Comparison, Op
 from .types import (
     Alarm,
     AlarmType,
@@ -77,12 +84,49 @@ from .types import (
     WatchResponse,
 )
 
+if TYPE_CHECKING:
+    from ._codec import IMPLEMENTATION
+    from ._sync import Client, Lease, Watch
+    from .aio import AsyncClient, AsyncLease, AsyncWatch
+    from .api.txn import Compare, Comparison, Op
+
 __version__ = "0.1.0"
+
+#: Names imported on first use, and the module that defines each.
+_LAZY = {
+    "IMPLEMENTATION": "._codec",
+    "Client": "._sync",
+    "Lease": "._sync",
+    "Watch": "._sync",
+    "AsyncClient": ".aio",
+    "AsyncLease": ".aio",
+    "AsyncWatch": ".aio",
+    "Compare": ".api.txn",
+    "Comparison": ".api.txn",
+    "Op": ".api.txn",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # the next lookup is a plain attribute
+    return value
+
+
+def __dir__() -> List[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 __all__ = [
     "IMPLEMENTATION",
     "Client",
     "AsyncClient",
+    "Watch",
+    "AsyncWatch",
+    "Lease",
+    "AsyncLease",
     "Compare",
     "Comparison",
     "Op",
@@ -140,5 +184,7 @@ __all__ = [
     "WatchResponse",
     "LeaseExpiredError",
     "OutcomeUnknownError",
+    "ConnectionLostError",
+    "ClosedDuringCallError",
     "TLSError",
 ]

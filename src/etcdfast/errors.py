@@ -78,6 +78,8 @@ __all__ = [
     "NoLeaderError",
     "TLSError",
     "OutcomeUnknownError",
+    "ConnectionLostError",
+    "ClosedDuringCallError",
     "NotLeaderError",
     "LeaderChangedError",
     "RequestTimedOutError",
@@ -109,11 +111,35 @@ class EtcdError(Exception):
 
 
 class ProtocolError(EtcdError):
-    """Bytes from the server are truncated or malformed protobuf."""
+    """Bytes from the server are truncated or malformed protobuf.
+
+    Raised by a call, it means the server executed the request and answered
+    with bytes that cannot be decoded: its result is unknown.
+    """
 
 
 class ClientClosedError(EtcdError, RuntimeError):
-    """The client was closed; create a new one."""
+    """The client was closed; create a new one. The call was not sent (see
+    :class:`ClosedDuringCallError` for calls that were in flight)."""
+
+
+class OutcomeUnknownError(EtcdError):
+    """Mixin: the request was sent and may or may not have been applied.
+
+    Raised when a call reached the server (or may have) but its result was
+    lost: "request timed out", "leader changed", a deadline that expired in
+    flight, a connection that broke after sending
+    (:class:`ConnectionLostError`), the client closed while the call was in
+    flight (:class:`ClosedDuringCallError`). Never retried automatically for
+    writes; read the key to find out. An error *without* this base, raised by
+    a call, means the request was not executed (a :class:`ProtocolError`
+    means it was, and its answer could not be read).
+    """
+
+
+class ClosedDuringCallError(ClientClosedError, OutcomeUnknownError):
+    """The client was closed while this call was in flight: it may or may not
+    have been applied."""
 
 
 # -- bad requests (never retried: the server rejected them before doing anything)
@@ -402,6 +428,11 @@ class Unavailable(EtcdError, ConnectionError):
         self.endpoint = endpoint
 
 
+class ConnectionLostError(Unavailable, OutcomeUnknownError):
+    """The connection failed (``UNAVAILABLE``) after the request was sent: a
+    write may or may not have been applied. Read the key to find out."""
+
+
 class ReauthenticatingError(Unavailable):
     """Internal: a stream's auth token went stale; the client logs in again and
     reconnects. Never reaches callers (streams resume, calls are repeated)."""
@@ -421,16 +452,6 @@ class NotLeaderError(Unavailable):
     """The call needs the leader and reached a follower."""
 
     code = "FAILED_PRECONDITION"
-
-
-class OutcomeUnknownError(EtcdError):
-    """Mixin: the request may or may not have been applied.
-
-    Raised for a write that reached the server but whose result was lost
-    ("request timed out", "leader changed", a deadline that expired in
-    flight). Never retried automatically; read the key to find out. Errors
-    *without* this base mean the request was not executed.
-    """
 
 
 class LeaderChangedError(Unavailable, OutcomeUnknownError):
@@ -457,7 +478,10 @@ class Timeout(OutcomeUnknownError, TimeoutError):
     code = "DEADLINE_EXCEEDED"
 
 
-class CancelledError(EtcdError):
+class CancelledError(OutcomeUnknownError):
+    """The call was cancelled after it was sent (by the server, or because its
+    connection was retired): it may or may not have been applied."""
+
     code = "CANCELLED"
 
 
@@ -467,7 +491,9 @@ class CorruptError(EtcdError):
     code = "DATA_LOSS"
 
 
-class InternalError(EtcdError):
+class InternalError(OutcomeUnknownError):
+    """gRPC or the server failed internally while handling the call."""
+
     code = "INTERNAL"
 
 
@@ -571,6 +597,9 @@ _BY_MESSAGE: Dict[str, Type[EtcdError]] = {
     "etcdserver: server stopped": ServerStoppedError,
     "etcdserver: unhealthy cluster": UnhealthyClusterError,
     "etcdserver: corrupt cluster": CorruptError,
+    # mvcc's answer to a watch whose range_end is not after its key (the
+    # client checks first; kept for servers reached by other means).
+    "mvcc: watcher range is empty": InvalidArgumentError,
     # The server's own context errors: etcd hands them to grpc-go unconverted,
     # and older grpc-go servers (etcd 3.4) send them with code UNKNOWN. The
     # deadline was the caller's, which the server saw expire first.
@@ -615,16 +644,16 @@ def classify(code_name: str, details: str) -> Tuple[Type[EtcdError], str]:
         return cls, details
     if code_name == "RESOURCE_EXHAUSTED":
         lowered = details.lower()
-        # grpc-core marks limits it enforces locally with a "CLIENT: " prefix
-        # (grpcio >= 1.6x); the meaning is the same as without it.
-        lowered = lowered.removeprefix("client: ")
-        # grpc's own size limits: "Sent message larger than max" is ours (the
-        # client refused to send); "Received message larger than max" from the
-        # client is a response over our receive limit; the server's own
-        # "grpc: received message larger than max" is our request over its limit.
-        if lowered.startswith(("grpc: received message larger than max", "sent message larger than max")):
+        # grpc's own size limits, wherever the wording puts them (grpc-core
+        # prefixes limits it enforces locally with "CLIENT: ", and grpcio 1.85
+        # wraps the text in "Stream removed (...)"): "Sent message larger than
+        # max" is ours (the client refused to send); the server's "grpc:
+        # received message larger than max" is our request over its limit;
+        # any other "received message larger than max" is a response over
+        # our receive limit.
+        if "grpc: received message larger than max" in lowered or "sent message larger than max" in lowered:
             return RequestTooLargeError, details
-        if lowered.startswith("received message larger than max"):
+        if "received message larger than max" in lowered:
             return ResponseTooLargeError, (
                 f"{details} -- raise the client's max_receive_message_length "
                 "or read the range in pages"

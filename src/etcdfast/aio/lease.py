@@ -1,27 +1,19 @@
-"""The asyncio lease driver: the same :class:`~etcdfast.lease.KeepAliveSchedule`, on tasks."""
+"""Leases for the asyncio client: the same :class:`~etcdfast._core.keepalive.KeepAliveSchedule`, on a task."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, List, Optional
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Optional
 
-import grpc
-
-from .._backoff import Backoff
-from ..errors import EtcdError, LeaseNotFoundError
-from ..lease import (
-    KeepAliveSchedule,
-    LeaseHandle,
-    _decode_keepalive,
-    keepalive_request,
-    lost_error,
-)
+from .._core.keepalive import KeepAliveSchedule, LeaseHandle, report_lost
+from ..api.lease import KEEPALIVE
+from ..errors import LeaseNotFoundError
 from ..types import LeaseKeepAlive, LeaseTimeToLive
 
 if TYPE_CHECKING:
     from .client import AsyncClient
+    from .executor import AsyncExecutor
 
 __all__ = ["AsyncLease", "AsyncKeepAliveStream"]
 
@@ -29,7 +21,12 @@ log = logging.getLogger("etcdfast.lease")
 
 
 class AsyncLease(LeaseHandle):
-    """The asyncio :class:`~etcdfast.lease.Lease`: ``async with client.lease(10) as lease``."""
+    """The asyncio :class:`~etcdfast.Lease`: ``async with client.lease(10) as lease``.
+
+    Same contract: lost (expired, or revoked elsewhere) is reported through
+    ``on_lost``, ``lost`` and :meth:`wait`; revoking it yourself ends it
+    without calling ``on_lost``.
+    """
 
     def __init__(
         self,
@@ -38,30 +35,29 @@ class AsyncLease(LeaseHandle):
         id: int = 0,
         *,
         keep_alive: bool = True,
-        on_lost: Optional[Callable[[LeaseHandle], None]] = None,
+        on_lost: Optional[Callable[["AsyncLease"], None]] = None,
     ) -> None:
         super().__init__(ttl, id, on_lost)
         self._client = client
         self._keep_alive = keep_alive
-        self._lost_event: Optional[asyncio.Event] = None  # made in the loop, on first use
-        self.granted = False
+        self._ended: Optional[asyncio.Event] = None  # made in the loop, on first use
 
     async def grant(self, *, timeout: Optional[float] = None) -> "AsyncLease":
+        """Grant the lease (once) and start keeping it alive if asked to."""
         if not self.granted:
-            answer = await self._client.grant(self.ttl, self.id, timeout=timeout)
-            self.id, self.ttl, self.remaining_ttl = answer.id, answer.ttl, answer.ttl
-            self.granted = True
+            self._granted(await self._client.grant(self.ttl, self.id, timeout=timeout))
             if self._keep_alive:
                 self._client._keepalive().add(self)
         return self
 
     async def revoke(self, *, timeout: Optional[float] = None) -> None:
+        """Stop keeping it alive and revoke it; a lease already gone is not an error."""
         self._client._keepalive().remove(self.id)
         try:
             await self._client.revoke(self.id, timeout=timeout)
         except LeaseNotFoundError:
             pass
-        self._mark_lost(LeaseNotFoundError(f"lease {self.id:#x} was revoked"))
+        self._mark_revoked()
 
     async def time_to_live(self, keys: bool = False, *, timeout: Optional[float] = None) -> LeaseTimeToLive:
         return await self._client.time_to_live(self.id, keys, timeout=timeout)
@@ -70,20 +66,21 @@ class AsyncLease(LeaseHandle):
         return await self._client.keep_alive_once(self.id, timeout=timeout)
 
     async def wait(self, timeout: Optional[float] = None) -> bool:
-        """Wait until the lease is lost (True) or ``timeout`` passes (False)."""
-        if self.lost is not None:
+        """Wait until the lease ends -- lost, or revoked here -- (True) or
+        ``timeout`` passes (False)."""
+        if not self.alive:
             return True
-        if self._lost_event is None:
-            self._lost_event = asyncio.Event()
+        if self._ended is None:
+            self._ended = asyncio.Event()
         try:
-            await asyncio.wait_for(self._lost_event.wait(), timeout)
+            await asyncio.wait_for(self._ended.wait(), timeout)
         except asyncio.TimeoutError:
             return False
         return True
 
-    def _signal_lost(self) -> None:
-        if self._lost_event is not None:
-            self._lost_event.set()
+    def _signal_ended(self) -> None:
+        if self._ended is not None:
+            self._ended.set()
 
     async def __aenter__(self) -> "AsyncLease":
         return await self.grant()
@@ -100,13 +97,9 @@ class AsyncKeepAliveStream:
     reads the answers and reconnects with backoff after a break.
     """
 
-    def __init__(
-        self,
-        open_stream: Callable[[AsyncIterator[bytes]], Awaitable[Any]],
-        error_of: Optional[Callable[[grpc.RpcError], EtcdError]] = None,
-    ) -> None:
-        self._open_stream = open_stream
-        self._error_of = error_of  # also lets the client drop a stale auth token
+    def __init__(self, executor: "AsyncExecutor") -> None:
+        self._executor = executor
+        self._clock = executor.state._clock
         self._schedule = KeepAliveSchedule()
         self._wake = asyncio.Event()
         self._task: Optional["asyncio.Task[None]"] = None
@@ -117,7 +110,7 @@ class AsyncKeepAliveStream:
     def add(self, handle: LeaseHandle) -> None:
         if self._closed:
             return
-        self._schedule.add(handle, time.monotonic())
+        self._schedule.add(handle, self._clock())
         self._wake.set()
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="etcdfast-keepalive")
@@ -143,11 +136,6 @@ class AsyncKeepAliveStream:
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
-    @staticmethod
-    def _report(handles: List[LeaseHandle], expired: bool) -> None:
-        for handle in handles:
-            handle._mark_lost(lost_error(handle, expired))
-
     async def _sleep(self, seconds: float) -> None:
         self._wake.clear()
         try:
@@ -157,41 +145,34 @@ class AsyncKeepAliveStream:
 
     async def _requests(self, attempt: int) -> AsyncIterator[bytes]:
         while not (self._closed or attempt != self._attempt or not self._schedule):
-            now = time.monotonic()
-            self._report(self._schedule.expired(now), expired=True)
-            ready, wait = self._schedule.due(now)
-            for lease_id in ready:
-                yield keepalive_request(lease_id)
-            if not ready:
+            lost, requests, wait = self._schedule.tick(self._clock())
+            report_lost(lost, expired=True)
+            for request in requests:
+                yield request
+            if not requests:
                 await self._sleep(wait)
 
     async def _run(self) -> None:
-        backoff = Backoff(maximum=KeepAliveSchedule.RECONNECT_MAX)
         while not (self._closed or not self._schedule):
             self._attempt += 1
             try:
-                self._call = call = await self._open_stream(self._requests(self._attempt))
+                await self._executor.login_if_needed()
+                self._call = call = self._executor.open_stream(KEEPALIVE, self._requests(self._attempt))
                 async for raw in call:
-                    backoff.reset()
-                    answer = _decode_keepalive(raw, None)
-                    gone = self._schedule.answered(answer.id, answer.ttl, time.monotonic())
+                    gone = self._schedule.answer(raw, self._clock())
                     if gone is not None:
-                        self._report([gone], expired=False)
+                        report_lost([gone], expired=False)
                     self._wake.set()
             except asyncio.CancelledError:
                 if self._closed:
                     return
                 raise
-            except grpc.RpcError as exc:
-                log.debug("keep-alive stream broke: %r", self._error_of(exc) if self._error_of else exc)
-            except EtcdError as exc:
-                log.debug("keep-alive stream broke: %r", exc)
-            except Exception as exc:
-                log.debug("keep-alive stream failed: %r", exc)
+            except Exception as exc:  # grpc's error, a failed login, a malformed answer: start over
+                log.debug("keep-alive stream broke: %s", self._executor.state._stream_error(exc))
             self._attempt += 1
             self._call = None
-            self._schedule.stream_broke(time.monotonic())
-            self._report(self._schedule.expired(time.monotonic()), expired=True)
+            lost, delay = self._schedule.broke(self._clock())
+            report_lost(lost, expired=True)
             if not self._closed and self._schedule:
-                await self._sleep(backoff.next_delay())
+                await self._sleep(delay)
         self._task = None

@@ -1,30 +1,33 @@
-"""The asyncio watch driver: the same :class:`~etcdfast.watch.WatchHub`, on a task."""
+"""The asyncio watch driver: the same :class:`~etcdfast._core.watch_hub.WatchHub`, on a task."""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
-import time
-from typing import Any, AsyncIterator, Awaitable, Callable, List, Optional, Union
-
-import grpc
-import grpc.aio
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, List, Optional, Union
 
 from .. import _codec
-from .._backoff import Backoff
-from ..errors import ClientClosedError, EtcdError, Timeout, Unavailable
+from .._core.methods import Concatenate, P, bind_signature
+from .._core.watch_hub import CREATED, END, ItemT, WatchHandle, WatchHub, WatchItem
+from ..api.watch import WatchSpec
+from ..errors import ClientClosedError, EtcdError, Timeout
 from ..types import Progress, WatchResponse
-from ..watch import CREATED, END, WatchHub, WatchItem, WatchSpec, WatchState
 
-__all__ = ["AsyncWatch", "AsyncWatchStream"]
+if TYPE_CHECKING:
+    from .executor import AsyncExecutor
+
+__all__ = ["AsyncWatch", "AsyncWatchStream", "watch_method", "start_callback_task"]
 
 log = logging.getLogger("etcdfast.watch")
 
+WATCH = "/etcdserverpb.Watch/Watch"
 
-class AsyncWatch:
+
+class AsyncWatch(WatchHandle[ItemT]):
     """A running watch for asyncio: ``async for event in watch``.
 
-    Same contract as :class:`etcdfast.watch.Watch`: events (and
+    Same contract as :class:`etcdfast.Watch`: events (and
     :class:`~etcdfast.types.Progress` with ``progress_notify``), whole
     responses from :meth:`batches`, ``async with`` cancels on exit, and the
     iteration raises when the watch cannot continue.
@@ -34,14 +37,11 @@ class AsyncWatch:
     loop over each response's ``events`` to pay that once per response.
     """
 
-    def __init__(self, stream: "AsyncWatchStream", spec: WatchSpec) -> None:
-        self.spec = spec
+    def __init__(self, stream: "AsyncWatchStream", spec: WatchSpec[ItemT]) -> None:
+        super().__init__(spec)
         self._stream = stream
         self._queue: "asyncio.Queue[object]" = asyncio.Queue()
         self._created = asyncio.Event()
-        self._state = WatchState(spec, self)
-        self._done = False
-        self.error: Optional[BaseException] = None
 
     def deliver(self, item: object) -> None:
         if item is CREATED:
@@ -51,19 +51,7 @@ class AsyncWatch:
             self._created.set()
         self._queue.put_nowait(item)
 
-    @property
-    def revision(self) -> int:
-        return int(self._state.cursor.next_revision)
-
-    @property
-    def compact_revision(self) -> int:
-        return int(self._state.cursor.compact_revision)
-
-    @property
-    def progress_revision(self) -> int:
-        return int(self._state.cursor.progress_revision)
-
-    async def _next(self, timeout: Optional[float] = None) -> object:
+    async def _next(self, timeout: Optional[float] = None) -> Union[WatchResponse, Progress]:
         if self._done:
             raise StopAsyncIteration
         try:
@@ -74,84 +62,75 @@ class AsyncWatch:
                 item = await asyncio.wait_for(self._queue.get(), timeout)
             except asyncio.TimeoutError:
                 raise Timeout(f"no watch event within {timeout} s") from None
-        if item is END:
-            self._done = True
+        taken = self._take(item)
+        if taken is None:
             raise StopAsyncIteration
-        if isinstance(item, BaseException):
-            self._done = True
-            self.error = item
-            raise item
-        return item
+        return taken
 
     async def batches(self, timeout: Optional[float] = None) -> AsyncIterator[Union[WatchResponse, Progress]]:
         """Yield whole responses instead of single events."""
         while True:
             try:
-                yield await self._next(timeout)  # type: ignore[misc]
+                yield await self._next(timeout)
             except StopAsyncIteration:
                 return
 
-    async def __aiter__(self) -> AsyncIterator[WatchItem]:
+    async def __aiter__(self) -> AsyncIterator[ItemT]:
         while True:
             try:
                 item = await self._next()
             except StopAsyncIteration:
                 return
-            if isinstance(item, Progress):
-                yield item
-            else:
-                for event in item.events:  # type: ignore[attr-defined]
-                    yield event
+            for event in self._items(item):
+                yield event
 
-    async def get(self, timeout: Optional[float] = None) -> List[WatchItem]:
-        """The next batch of items, waiting at most ``timeout`` seconds."""
+    async def get(self, timeout: Optional[float] = None) -> List[ItemT]:
+        """The next batch of items, waiting at most ``timeout`` seconds (Timeout if none)."""
         try:
             item = await self._next(timeout)
         except StopAsyncIteration:
             return []
-        return [item] if isinstance(item, Progress) else list(item.events)  # type: ignore[attr-defined]
+        return list(self._items(item))
 
     async def cancel(self) -> None:
+        """Stop the watch; iteration ends after the items already received."""
         self._stream.cancel(self)
 
-    async def __aenter__(self) -> "AsyncWatch":
+    async def __aenter__(self) -> "AsyncWatch[ItemT]":
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.cancel()
 
-    def __repr__(self) -> str:
-        return f"<AsyncWatch {self.spec.key!r} next_revision={self.revision}>"
-
 
 class AsyncWatchStream:
-    """One ``Watch`` stream per AsyncClient; a reader task drives the hub.
+    """One ``Watch`` stream per AsyncClient; a reader task drives the hub
+    (reconnect policy: :meth:`WatchHub.broke`)."""
 
-    Reconnect policy as in the sync :class:`~etcdfast.watch.WatchStream`.
-    """
-
-    def __init__(
-        self,
-        open_stream: Callable[[AsyncIterator[bytes]], Awaitable[Any]],
-        tracker: Any,
-        error_of: Callable[[Exception], EtcdError],
-        reconnect_timeout: float = 60.0,
-        authenticated: bool = False,
-    ) -> None:
-        self._open_stream = open_stream
-        self._tracker = tracker
-        self._error_of = error_of
-        self.reconnect_timeout = reconnect_timeout
+    def __init__(self, executor: "AsyncExecutor", authenticated: bool = False) -> None:
+        self._executor = executor
+        self._tracker = executor.state._revisions
         self._hub = WatchHub(authenticated)
         self._requests: Optional["asyncio.Queue[Optional[bytes]]"] = None
         self._call: Any = None
         self._task: Optional["asyncio.Task[None]"] = None
         self._closed = False
 
-    async def watch(self, spec: WatchSpec, timeout: Optional[float]) -> AsyncWatch:
+    @property
+    def reconnect_timeout(self) -> float:
+        return self._hub.reconnect_timeout
+
+    @reconnect_timeout.setter
+    def reconnect_timeout(self, seconds: float) -> None:
+        self._hub.reconnect_timeout = seconds
+
+    async def watch(self, spec: WatchSpec[ItemT]) -> AsyncWatch[ItemT]:
+        """Create a watch and wait until the server confirms it."""
         if self._closed:
             raise ClientClosedError("the client is closed")
-        handle = AsyncWatch(self, spec)
+        state = self._executor.state
+        timeout = state._grpc_timeout(state._deadline_for(spec.timeout))
+        handle: AsyncWatch[ItemT] = AsyncWatch(self, spec)
         request = self._hub.add(handle._state)
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="etcdfast-watch")
@@ -160,9 +139,10 @@ class AsyncWatchStream:
         try:
             await asyncio.wait_for(handle._created.wait(), timeout)
         except asyncio.TimeoutError:
+            # Cancelled, not forgotten: see WatchHub.cancel.
             self.cancel(handle)
             raise Timeout(f"watch on {spec.key!r} not created within {timeout} s") from None
-        if not handle._queue.empty() and handle._state.watch_id is None:
+        if handle._created_error():
             await handle._next(0)  # creation failed: raise its error here
         return handle
 
@@ -170,13 +150,10 @@ class AsyncWatchStream:
         if self._requests is not None:
             self._requests.put_nowait(_codec.watch.encode_watch_progress())
 
-    def cancel(self, handle: AsyncWatch) -> None:
+    def cancel(self, handle: "AsyncWatch[Any]") -> None:
         request = self._hub.cancel(handle._state)
         if request is not None and self._requests is not None:
             self._requests.put_nowait(request)
-        elif request is None and handle._state.watch_id is None:
-            self._hub._remove(handle._state)
-            handle.deliver(END)
 
     async def close(self) -> None:
         self._closed = True
@@ -206,39 +183,74 @@ class AsyncWatchStream:
             yield item
 
     async def _run(self) -> None:
-        backoff = Backoff()
-        failing_since: Optional[float] = None
         while True:
-            error: Optional[EtcdError] = None
+            failure: Optional[BaseException] = None
             requests: "asyncio.Queue[Optional[bytes]]" = asyncio.Queue()
-            for request in self._hub.restart():
-                requests.put_nowait(request)
-            self._requests = requests
             try:
-                self._call = call = await self._open_stream(self._iterate(requests))
+                await self._executor.login_if_needed()
+                for request in self._hub.connect():
+                    requests.put_nowait(request)
+                self._requests = requests
+                self._call = call = self._executor.open_stream(WATCH, self._iterate(requests))
                 async for raw in call:
-                    failing_since = None
-                    backoff.reset()
                     for reply in self._hub.handle(raw, self._tracker):
                         requests.put_nowait(reply)
-            except grpc.RpcError as exc:
-                error = self._error_of(exc)
-            except EtcdError as exc:  # a malformed response, a stale token...
-                error = self._error_of(exc)
             except asyncio.CancelledError:
                 if self._closed:
                     return
                 raise
-            except Exception as exc:
-                error = Unavailable(f"watch stream failed: {exc!r}")
+            except Exception as exc:  # grpc's error, a malformed response, a stale token...
+                failure = exc
             requests.put_nowait(None)
             self._requests = None
             self._call = None
             if self._closed:
                 return
-            failing_since = failing_since or time.monotonic()
-            if not self._hub.stream_broke(error, time.monotonic() - failing_since, self.reconnect_timeout):
+            state = self._executor.state
+            delay = self._hub.broke(state._stream_error(failure), state._clock())
+            if delay is None:
                 self._task = None
                 return
-            log.debug("watch stream broke (%s); reconnecting", error)
-            await asyncio.sleep(backoff.next_delay())
+            await asyncio.sleep(delay)
+
+
+def watch_method(
+    build: Callable[P, WatchSpec[ItemT]]
+) -> Callable[Concatenate[Any, P], Awaitable[AsyncWatch[ItemT]]]:
+    """``AsyncClient.watch``: the options of ``api.watch.watch_spec``, answering an :class:`AsyncWatch`."""
+
+    async def method(self: Any, /, *args: P.args, **kwargs: P.kwargs) -> AsyncWatch[ItemT]:
+        return await self._watches().watch(build(*args, **kwargs))  # type: ignore[no-any-return]
+
+    bind_signature(build, method, "Awaitable[AsyncWatch]", None)
+    return method
+
+
+def start_callback_task(
+    watch: "AsyncWatch[Any]",
+    callback: Callable[[WatchItem], Any],
+    on_error: Optional[Callable[[BaseException], Any]] = None,
+) -> "asyncio.Task[None]":
+    """Push each item of ``watch`` to ``callback`` (plain or async) from a task.
+
+    A callback that raises cancels the watch; the exception goes to
+    ``watch.error`` and ``on_error``.
+    """
+
+    async def run() -> None:
+        try:
+            async for item in watch:
+                result = callback(item)
+                if inspect.isawaitable(result):
+                    await result
+        except Exception as exc:
+            watch.error = exc
+            if not isinstance(exc, EtcdError):
+                log.exception("watch callback raised; the watch on %r is cancelled", watch.spec.key)
+                await watch.cancel()
+            if on_error is not None:
+                outcome = on_error(exc)
+                if inspect.isawaitable(outcome):
+                    await outcome
+
+    return asyncio.get_running_loop().create_task(run(), name="etcdfast-watch-callback")

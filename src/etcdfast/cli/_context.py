@@ -18,8 +18,8 @@ import sys
 from typing import Any, Callable, Dict, List, Optional, TextIO
 
 from .. import Client
+from .._core.state import ClientState
 from ..errors import AuthError, EtcdError, Timeout, TLSError, Unavailable
-from ..transport import ClientCore
 from .output import Output
 
 __all__ = [
@@ -213,9 +213,9 @@ class Context:
         """
         if self._kwargs is not None:
             return dict(self._kwargs)
-        # Client.__init__ forwards everything to ClientCore, whose signature
+        # Client.__init__ is ClientState.__init__, whose signature
         # says which options this version supports.
-        params = inspect.signature(ClientCore.__init__).parameters
+        params = inspect.signature(ClientState.__init__).parameters
         kwargs: Dict[str, Any] = {}
         tls = {flag: self._security[flag] for flag in ("cacert", "cert", "key") if self._security[flag]}
         if tls:

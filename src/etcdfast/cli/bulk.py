@@ -21,8 +21,8 @@ import os
 import stat
 from typing import IO, Any, Dict, Iterator, Optional, Tuple
 
-from .. import bulk as _bulk
 from .._progress import ProgressBar
+from ..api import bulk as _bulk
 from ..errors import BulkWriteError, EtcdError
 from ._context import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CliError, Commands, Context
 from .formats import FORMATS, InputError, RecordReader, format_for_path, open_reader, open_writer

@@ -28,8 +28,8 @@ import re
 from typing import Any, Callable, Dict, List, NamedTuple, NoReturn, Optional, Sequence, Tuple, TypeVar
 
 from .. import Compare, Comparison, Op
-from .._request import Request
-from ..txn import CompareTarget
+from ..api.request import Request
+from ..api.txn import CompareTarget
 from ..types import DeleteResult, GetResult, OpResult, PutResult, TxnResult
 from ._context import EXIT_OK, CliError, Commands, Context
 from .kv import (

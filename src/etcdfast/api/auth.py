@@ -6,7 +6,7 @@ are repeatable and retried on UNAVAILABLE; changes are not (Go's rule: a
 repeated ``user_add`` could answer "already exists" for its own first try).
 
 Passwords go into the request payload and nowhere else: the Request is a
-:class:`~etcdfast._request.SecretRequest` whose repr shows neither the payload
+:class:`~etcdfast.api.request.SecretRequest` whose repr shows neither the payload
 nor its size, the client methods taking a password drop their arguments
 before the call runs, and no error raised here quotes a password.
 """
@@ -15,15 +15,15 @@ from __future__ import annotations
 
 from typing import Any, Callable, List, Optional, Type, Union
 
-from . import _codec, _schema
-from ._request import Request, SecretRequest, check_timeout
-from .errors import (
+from .. import _codec, _schema
+from ..errors import (
     InvalidArgumentError,
     ProtocolError,
     RoleEmptyError,
     UserEmptyError,
 )
-from .types import AuthStatus, Permission, PermissionType, ResponseHeader, Role
+from ..types import AuthStatus, Permission, PermissionType, ResponseHeader, Role
+from .request import Request, SecretRequest, check_timeout
 
 __all__ = [
     "auth_enable", "auth_disable", "auth_status",

@@ -1,6 +1,6 @@
 """Cluster membership: list, add, remove, update and promote members.
 
-Builders return :class:`~etcdfast._request.Request` objects that both
+Builders return :class:`~etcdfast.api.request.Request` objects that both
 ``Client`` and ``AsyncClient`` execute (``client.member_list()``...). These
 are cold calls, so they use the generated message classes from
 :mod:`etcdfast._schema`.
@@ -28,10 +28,10 @@ from __future__ import annotations
 
 from typing import Any, Iterable, List, Optional, Union
 
-from . import _schema
-from ._request import Request, check_timeout
-from .errors import InvalidArgumentError
-from .types import Member, MemberAddResult, MemberListResult
+from .. import _schema
+from ..errors import InvalidArgumentError
+from ..types import Member, MemberAddResult, MemberListResult
+from .request import Request, check_timeout
 
 __all__ = [
     "member_list",

@@ -1,7 +1,7 @@
-"""etcd's KV service: get, put, delete, compact and txn, as Request builders.
+"""etcd's KV service: get, put, delete and compact, as Request builders (txn: ``api.txn``).
 
 Each function validates its arguments, encodes the request with the codec
-twin and returns a :class:`~etcdfast._request.Request`; nothing here does IO.
+twin and returns a :class:`~etcdfast.api.request.Request`; nothing here does IO.
 ``Client``/``AsyncClient`` expose the same functions as methods, and
 :class:`etcdfast.Op` reuses them as transaction ops, so every option is
 defined once. Go's functional options (``clientv3.WithPrefix()``...) are
@@ -10,32 +10,27 @@ keyword arguments.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable, Optional, Sequence, Tuple, Union
+from typing import Optional, Protocol, Tuple, Union
 
-if TYPE_CHECKING:
-    from .txn import Comparison
-
-from typing import Protocol
-
-from . import _codec
-from ._request import Request, check_timeout
-from .errors import (
+from .. import _codec
+from ..errors import (
     InvalidArgumentError,
     InvalidSortOptionError,
     LeaseProvidedError,
     ValueProvidedError,
 )
-from .types import (
+from ..types import (
     CompactResult,
     DeleteResult,
     GetResult,
     PutResult,
     SortOrder,
     SortTarget,
-    TxnResult,
 )
+from .args import lease_id, non_negative
+from .request import Observer, Request, check_timeout
 
-__all__ = ["get", "get_value", "put", "delete", "compact", "txn", "KeyLike", "LeaseLike"]
+__all__ = ["get", "get_value", "put", "delete", "compact", "KeyLike", "LeaseLike", "lease_id"]
 
 KeyLike = Union[str, bytes]
 LeaseLike = Union[int, "HasLeaseId"]
@@ -54,24 +49,6 @@ class HasLeaseId(Protocol):
 
     @property
     def id(self) -> int: ...
-
-
-def lease_id(lease: object) -> int:
-    """Accept a lease ID or any object with an ``id`` (a Lease handle)."""
-    value = getattr(lease, "id", lease)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"lease must be an int ID or a Lease, not {type(lease).__name__}")
-    if value < 0:
-        raise InvalidArgumentError(f"lease ID must be >= 0, got {value}")
-    return value
-
-
-def _non_negative(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if value < 0:
-        raise InvalidArgumentError(f"{name} must be >= 0, got {value}")
-    return value
 
 
 def _enum(kind: type, value: object, default: int) -> int:
@@ -132,17 +109,17 @@ def get(
     payload = _codec.wire.encode_range(
         k,
         end,
-        _non_negative("limit", limit),
-        _non_negative("revision", revision),
+        non_negative("limit", limit),
+        non_negative("revision", revision),
         order,
         target,
         serializable,
         keys_only,
         count_only,
-        _non_negative("min_mod_revision", min_mod_revision),
-        _non_negative("max_mod_revision", max_mod_revision),
-        _non_negative("min_create_revision", min_create_revision),
-        _non_negative("max_create_revision", max_create_revision),
+        non_negative("min_mod_revision", min_mod_revision),
+        non_negative("max_mod_revision", max_mod_revision),
+        non_negative("min_create_revision", min_create_revision),
+        non_negative("max_create_revision", max_create_revision),
     )
     return Request(
         RANGE, payload, _codec.wire.decode_range,
@@ -150,7 +127,7 @@ def get(
     )
 
 
-def _first_value(data: bytes, tracker: object) -> Optional[bytes]:
+def _first_value(data: bytes, tracker: Optional[Observer]) -> Optional[bytes]:
     return _codec.wire.decode_range(data, tracker).value
 
 
@@ -162,11 +139,8 @@ def get_value(
     timeout: Optional[float] = None,
 ) -> Request[Optional[bytes]]:
     """The value of one key, or ``None`` if it does not exist."""
-    request: Request[Optional[bytes]] = get(  # type: ignore[assignment]
-        key, revision=revision, serializable=serializable, timeout=timeout
-    )
-    request.decode = _first_value
-    return request
+    request = get(key, revision=revision, serializable=serializable, timeout=timeout)
+    return Request(RANGE, request.payload, _first_value, repeatable=True, timeout=request.timeout)
 
 
 def put(
@@ -222,47 +196,7 @@ def compact(
 ) -> Request[CompactResult]:
     """Discard history before ``revision``; ``physical=True`` waits until the
     space is reclaimed on disk."""
-    if _non_negative("revision", revision) == 0:
+    if non_negative("revision", revision) == 0:
         raise InvalidArgumentError("compact revision must be > 0")
     payload = _codec.wire.encode_compaction(revision, physical)
     return Request(COMPACT, payload, _codec.wire.decode_compaction, timeout=check_timeout(timeout))
-
-
-def _ops(ops: Iterable[Request[object]], branch: str) -> Sequence[Tuple[int, bytes]]:
-    parts = []
-    for op in ops:
-        if not isinstance(op, Request) or not op.kind:
-            raise TypeError(
-                f"{branch} ops must be built with Op.get/put/delete/txn, not {type(op).__name__}"
-            )
-        if op.timeout is not None:
-            raise InvalidArgumentError("timeout applies to the whole txn, not to one of its ops")
-        parts.append((op.kind, op.payload))
-    return parts
-
-
-def txn(
-    compare: Iterable["Comparison"] = (),
-    success: Iterable[Request[object]] = (),
-    failure: Iterable[Request[object]] = (),
-    *,
-    timeout: Optional[float] = None,
-) -> Request[TxnResult]:
-    """Atomically: if every ``compare`` holds, run the ``success`` ops, else the
-    ``failure`` ops.
-
-    Build compares with :class:`etcdfast.Compare` (``Compare.value(k) == b"v"``,
-    ``Compare.mod_revision(k) < 7``...) and ops with :class:`etcdfast.Op`.
-    ``.succeeded`` says which branch ran; ``.responses`` holds one result per op.
-    """
-    from .txn import Comparison
-
-    compares = []
-    for c in compare:
-        if not isinstance(c, Comparison):
-            raise TypeError(f"compare items must be built with Compare, not {type(c).__name__}")
-        compares.append(c.payload)
-    payload = _codec.wire.encode_txn(compares, _ops(success, "success"), _ops(failure, "failure"))
-    return Request(TXN, payload, _codec.wire.decode_txn, kind=OP_TXN, timeout=check_timeout(timeout))
-
-

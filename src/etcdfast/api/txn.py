@@ -16,12 +16,25 @@ costs one small bytes object per condition and per op.
 
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import Iterable, List, Optional, Tuple, Union
 
-from . import _codec, kv
-from .kv import KeyLike, LeaseLike, lease_id
+from .. import _codec
+from ..errors import InvalidArgumentError
+from ..types import TxnResult
+from . import kv
+from .args import integer, lease_id
+from .kv import KeyLike, LeaseLike
+from .request import Request, check_timeout
 
-__all__ = ["Compare", "Comparison", "Op"]
+__all__ = ["Compare", "Comparison", "CompareTarget", "Op", "txn", "LeaseLike", "MAX_TXN_DEPTH"]
+
+TXN = kv.TXN
+
+#: How deeply txns may nest inside txns. etcd executes deeper ones, but the
+#: answer then nests past protobuf's recursion limit (100 message levels in
+#: upb, which the Cython twin mirrors) and could not be decoded: such a txn
+#: is refused before it is sent rather than applied and reported unreadable.
+MAX_TXN_DEPTH = 32
 
 # etcdserverpb.Compare.CompareResult and CompareTarget
 _EQUAL, _GREATER, _LESS, _NOT_EQUAL = 0, 1, 2, 3
@@ -61,12 +74,7 @@ class CompareTarget:
         elif self._target == _LEASE:
             value = lease_id(operand)
         else:
-            if isinstance(operand, bool) or not isinstance(operand, int):
-                raise TypeError(
-                    f"{_TARGET_NAMES[self._target]} compares with an int, "
-                    f"not {type(operand).__name__}"
-                )
-            value = operand
+            value = integer(_TARGET_NAMES[self._target], operand)
         payload = _codec.wire.encode_compare(self._key, self._range_end, self._target, result, value)
         where = repr(self._key) + (f"..{self._range_end!r}" if self._range_end else "")
         text = f"{_TARGET_NAMES[self._target]}({where}) {_RESULT_SYMBOLS[result]} {value!r}"
@@ -120,6 +128,54 @@ class Compare:
     lease = _TargetBuilder(_LEASE)
 
 
+
+def _ops(ops: Iterable[Request[object]], branch: str) -> Tuple[List[Tuple[int, bytes]], int]:
+    parts = []
+    depth = 0
+    for op in ops:
+        if not isinstance(op, Request) or not op.kind:
+            raise TypeError(
+                f"{branch} ops must be built with Op.get/put/delete/txn, not {type(op).__name__}"
+            )
+        if op.timeout is not None:
+            raise InvalidArgumentError("timeout applies to the whole txn, not to one of its ops")
+        parts.append((op.kind, op.payload))
+        depth = max(depth, op.depth)
+    return parts, depth
+
+
+def txn(
+    compare: Iterable[Comparison] = (),
+    success: Iterable[Request[object]] = (),
+    failure: Iterable[Request[object]] = (),
+    *,
+    timeout: Optional[float] = None,
+) -> Request[TxnResult]:
+    """Atomically: if every ``compare`` holds, run the ``success`` ops, else the
+    ``failure`` ops.
+
+    Build compares with :class:`etcdfast.Compare` (``Compare.value(k) == b"v"``,
+    ``Compare.mod_revision(k) < 7``...) and ops with :class:`etcdfast.Op`
+    (``Op.txn`` nests a txn, up to :data:`MAX_TXN_DEPTH` levels).
+    ``.succeeded`` says which branch ran; ``.responses`` holds one result per op.
+    """
+    compares: List[bytes] = []
+    for c in compare:
+        if not isinstance(c, Comparison):
+            raise TypeError(f"compare items must be built with Compare, not {type(c).__name__}")
+        compares.append(c.payload)
+    then, then_depth = _ops(success, "success")
+    otherwise, otherwise_depth = _ops(failure, "failure")
+    depth = max(then_depth, otherwise_depth) + 1
+    if depth > MAX_TXN_DEPTH:
+        raise InvalidArgumentError(
+            f"txn nested {depth} levels deep; at most {MAX_TXN_DEPTH} levels can be decoded"
+        )
+    payload = _codec.wire.encode_txn(compares, then, otherwise)
+    return Request(TXN, payload, _codec.wire.decode_txn, kind=kv.OP_TXN,
+                   timeout=check_timeout(timeout), depth=depth)
+
+
 class Op:
     """Operations for a transaction's ``success``/``failure`` branches.
 
@@ -131,7 +187,5 @@ class Op:
     get = staticmethod(kv.get)
     put = staticmethod(kv.put)
     delete = staticmethod(kv.delete)
-    txn = staticmethod(kv.txn)
+    txn = staticmethod(txn)
 
-
-__all__ += ["CompareTarget", "LeaseLike"]

@@ -1,17 +1,10 @@
-"""Maintenance: status, defragment, alarms, hashes, leader transfer, snapshots.
+"""Saving a snapshot stream to disk safely, and checking saved snapshots.
 
-The unary calls are builders returning :class:`~etcdfast._request.Request`
-objects that both clients execute, decoded with the generated message classes
-(cold paths). Maintenance calls act on *the member that answers*: give the
-client a single endpoint to address one member (as ``etcdctl --endpoints``
-does per member), e.g. to defragment every member in turn.
-
-Snapshots stream the member's whole backend database. :class:`SnapshotWriter`
-holds everything that is not IO-driver specific -- decoding chunks, writing
-them to ``path + ".part"``, hashing, progress, the final checksum check,
-fsync and rename -- so ``Client.snapshot`` and ``AsyncClient.snapshot`` only
-differ in how they iterate the stream. Memory use is one chunk (etcd sends
-32 KiB at a time) whatever the database size.
+:class:`SnapshotWriter` holds everything about a snapshot that is not IO-driver
+specific -- decoding chunks (with the codec), writing them to
+``path + ".part"``, hashing, progress, the final checksum check, fsync and
+rename -- so both clients only iterate the stream. Memory use is one chunk
+(etcd sends 32 KiB at a time) whatever the database size.
 
 Integrity: after the database bytes, etcd sends the SHA-256 of those bytes
 as a last 32-byte chunk (``maintenanceServer.Snapshot`` in etcd's
@@ -27,285 +20,18 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
-from typing import Any, BinaryIO, Callable, List, NamedTuple, Optional, Union
+from typing import Any, BinaryIO, Callable, Optional, Union
 
-from . import _schema
-from ._request import Request, check_timeout
-from .cluster import member_id as _member_id
-from .errors import InvalidArgumentError, ProtocolError, SnapshotIntegrityError
-from .types import (
-    Alarm,
-    AlarmType,
-    DefragmentResult,
-    HashKVResult,
-    HashResult,
-    MoveLeaderResult,
-    SnapshotResult,
-    StatusResult,
-)
+from .. import _codec
+from ..errors import SnapshotIntegrityError
+from ..types import SnapshotResult
 
-__all__ = [
-    "status",
-    "defragment",
-    "alarms",
-    "alarm_activate",
-    "alarm_disarm",
-    "AlarmDisarmPlan",
-    "hash",
-    "hash_kv",
-    "move_leader",
-    "SnapshotChunk",
-    "SnapshotWriter",
-    "decode_snapshot_chunk",
-    "verify_snapshot",
-    "snapshot_revision",
-    "SNAPSHOT",
-    "SNAPSHOT_REQUEST",
-]
-
-ALARM = "/etcdserverpb.Maintenance/Alarm"
-STATUS = "/etcdserverpb.Maintenance/Status"
-DEFRAGMENT = "/etcdserverpb.Maintenance/Defragment"
-HASH = "/etcdserverpb.Maintenance/Hash"
-HASH_KV = "/etcdserverpb.Maintenance/HashKV"
-SNAPSHOT = "/etcdserverpb.Maintenance/Snapshot"
-MOVE_LEADER = "/etcdserverpb.Maintenance/MoveLeader"
-
-#: An encoded, empty ``SnapshotRequest``.
-SNAPSHOT_REQUEST = b""
+__all__ = ["SnapshotWriter", "verify_snapshot", "snapshot_revision", "CHECKSUM_SIZE"]
 
 #: Size of the SHA-256 checksum etcd appends to a snapshot.
 CHECKSUM_SIZE = 32
 
-# AlarmRequest.AlarmAction
-_GET, _ACTIVATE, _DEACTIVATE = 0, 1, 2
-
 ProgressCallback = Callable[[int, int], Any]
-
-
-def _serialize(name: str, **fields: Any) -> bytes:
-    return _schema.message(f"etcdserverpb.{name}")(**fields).SerializeToString()  # type: ignore[no-any-return]
-
-
-def _alarm_type(alarm: Union[AlarmType, int]) -> AlarmType:
-    if isinstance(alarm, bool) or not isinstance(alarm, int):
-        raise TypeError(f"alarm must be an AlarmType, not {type(alarm).__name__}")
-    try:
-        return AlarmType(alarm)
-    except ValueError:
-        raise InvalidArgumentError(f"unknown alarm type {alarm}") from None
-
-
-def _alarm_of(raw: Any) -> Alarm:
-    try:
-        kind = AlarmType(raw.alarm)
-    except ValueError:  # an alarm type newer than this client: keep the number
-        kind = raw.alarm
-    return Alarm(raw.memberID, kind)
-
-
-# -- unary calls ----------------------------------------------------------------
-
-_decode_status = _schema.decoder(
-    "etcdserverpb.StatusResponse",
-    lambda m: StatusResult(
-        _schema.header(m), m.version, m.dbSize, m.leader, m.raftIndex, m.raftTerm,
-        m.raftAppliedIndex, list(m.errors), m.dbSizeInUse, m.isLearner,
-    ),
-)
-_decode_defragment = _schema.decoder(
-    "etcdserverpb.DefragmentResponse", lambda m: DefragmentResult(_schema.header(m))
-)
-_decode_alarms = _schema.decoder(
-    "etcdserverpb.AlarmResponse", lambda m: [_alarm_of(a) for a in m.alarms]
-)
-_decode_hash = _schema.decoder(
-    "etcdserverpb.HashResponse", lambda m: HashResult(_schema.header(m), m.hash)
-)
-_decode_hash_kv = _schema.decoder(
-    "etcdserverpb.HashKVResponse",
-    lambda m: HashKVResult(_schema.header(m), m.hash, m.compact_revision),
-)
-_decode_move_leader = _schema.decoder(
-    "etcdserverpb.MoveLeaderResponse", lambda m: MoveLeaderResult(_schema.header(m))
-)
-
-
-def status(*, timeout: Optional[float] = None) -> Request[StatusResult]:
-    """Version, leader, raft indexes, database size and errors of the answering member."""
-    return Request(STATUS, b"", _decode_status, repeatable=True, timeout=check_timeout(timeout))
-
-
-def defragment(*, timeout: Optional[float] = None) -> Request[DefragmentResult]:
-    """Defragment the answering member's backend, giving free pages back to the OS.
-
-    The member blocks reads and writes while it runs (seconds for a large
-    database): defragment members one at a time, and give a ``timeout``
-    long enough.
-    """
-    return Request(DEFRAGMENT, b"", _decode_defragment, timeout=check_timeout(timeout))
-
-
-def alarms(*, timeout: Optional[float] = None) -> Request[List[Alarm]]:
-    """The active alarms of the whole cluster (empty when all is well)."""
-    payload = _serialize("AlarmRequest", action=_GET)
-    return Request(ALARM, payload, _decode_alarms, repeatable=True, timeout=check_timeout(timeout))
-
-
-def alarm_activate(
-    member_id: int, alarm: Union[AlarmType, int], *, timeout: Optional[float] = None
-) -> Request[List[Alarm]]:
-    """Raise ``alarm`` on a member, as etcd itself does when it runs out of space
-    (``NOSPACE``: writes are refused) or finds corruption. Meant for tests and
-    tools; clear it with ``alarm_disarm``."""
-    kind = _alarm_type(alarm)
-    if kind == AlarmType.NONE:
-        raise InvalidArgumentError("cannot activate AlarmType.NONE")
-    payload = _serialize("AlarmRequest", action=_ACTIVATE, memberID=_member_id(member_id), alarm=kind)
-    return Request(ALARM, payload, _decode_alarms, repeatable=True, timeout=check_timeout(timeout))
-
-
-def alarm_disarm(
-    member_id: int, alarm: Union[AlarmType, int], *, timeout: Optional[float] = None
-) -> Request[List[Alarm]]:
-    """Clear exactly one alarm: ``alarm`` on ``member_id``; answers the alarms cleared.
-
-    The clients' ``alarm_disarm`` also takes wildcards (see :class:`AlarmDisarmPlan`).
-    """
-    kind = _alarm_type(alarm)
-    payload = _serialize("AlarmRequest", action=_DEACTIVATE, memberID=_member_id(member_id), alarm=kind)
-    # Repeatable, as in Go: clearing an alarm twice changes nothing.
-    return Request(ALARM, payload, _decode_alarms, repeatable=True, timeout=check_timeout(timeout))
-
-
-class AlarmDisarmPlan:
-    """Which ``alarm_disarm`` calls clear the alarms matching a member and a type.
-
-    ``member_id=0`` matches every member and ``AlarmType.NONE`` every type;
-    both at once (the default) clear all alarms, as Go's ``AlarmDisarm`` does
-    for an empty ``AlarmMember``. Wildcards need the active alarms first
-    (``needs_list``); the drivers fetch them, then run :meth:`requests`.
-    """
-
-    def __init__(
-        self, member_id: int = 0, alarm: Union[AlarmType, int] = AlarmType.NONE,
-        *, timeout: Optional[float] = None,
-    ) -> None:
-        self.member_id = 0 if member_id == 0 else _member_id(member_id)
-        self.alarm = _alarm_type(alarm)
-        self.timeout = check_timeout(timeout)
-
-    @property
-    def needs_list(self) -> bool:
-        return self.member_id == 0 or self.alarm == AlarmType.NONE
-
-    def requests(self, active: Optional[List[Alarm]] = None) -> List[Request[List[Alarm]]]:
-        if not self.needs_list:
-            return [alarm_disarm(self.member_id, self.alarm, timeout=self.timeout)]
-        matching = [
-            a for a in (active or [])
-            if self.member_id in (0, a.member_id) and self.alarm in (AlarmType.NONE, a.alarm)
-        ]
-        return [alarm_disarm(a.member_id, a.alarm, timeout=self.timeout) for a in matching]
-
-
-def hash(*, timeout: Optional[float] = None) -> Request[HashResult]:
-    """Hash of the answering member's whole backend (for debugging; members differ).
-
-    To compare members' data, use :func:`hash_kv` at one revision instead.
-    """
-    return Request(HASH, b"", _decode_hash, repeatable=True, timeout=check_timeout(timeout))
-
-
-def hash_kv(revision: int = 0, *, timeout: Optional[float] = None) -> Request[HashKVResult]:
-    """Hash of the key-value history up to ``revision`` (0: the current one).
-
-    Healthy members answer the same hash for the same revision (and the same
-    ``compact_revision``); a compacted revision raises CompactedError.
-    """
-    if isinstance(revision, bool) or not isinstance(revision, int) or revision < 0:
-        raise InvalidArgumentError(f"revision must be an int >= 0, got {revision!r}")
-    payload = _serialize("HashKVRequest", revision=revision)
-    return Request(HASH_KV, payload, _decode_hash_kv, repeatable=True, timeout=check_timeout(timeout))
-
-
-def move_leader(target_id: int, *, timeout: Optional[float] = None) -> Request[MoveLeaderResult]:
-    """Hand leadership to the voting member ``target_id``.
-
-    Must reach the current leader (else :class:`~etcdfast.errors.NotLeaderError`):
-    use a client whose endpoint is the leader (``status().is_leader``). A
-    learner or unknown target raises
-    :class:`~etcdfast.errors.BadLeaderTransfereeError`; moving it to the leader
-    itself succeeds at once.
-    """
-    payload = _serialize("MoveLeaderRequest", targetID=_member_id(target_id))
-    return Request(MOVE_LEADER, payload, _decode_move_leader, repeatable=True,
-                   timeout=check_timeout(timeout))
-
-
-# -- snapshots ---------------------------------------------------------------
-
-
-class SnapshotChunk(NamedTuple):
-    """One ``SnapshotResponse``: a piece of the database (``blob``) and how many
-    bytes are still to come (``remaining_bytes``, 0 on the last data chunk and
-    on the checksum chunk that follows it)."""
-
-    remaining_bytes: int
-    blob: memoryview
-    version: str
-
-
-def _varint(data: bytes, pos: int) -> "tuple[int, int]":
-    result = shift = 0
-    while True:
-        if pos >= len(data) or shift > 63:
-            raise ProtocolError("malformed SnapshotResponse: bad varint")
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result, pos
-        shift += 7
-
-
-def decode_snapshot_chunk(data: bytes) -> SnapshotChunk:
-    """Decode a ``SnapshotResponse`` without copying its blob.
-
-    Read straight from the wire format rather than through a message class:
-    the blob is then a view, not a copy, and the ``version`` field that etcd
-    3.6 added (field 4) is picked up although our 3.5 schema lacks it.
-    """
-    view = memoryview(data)
-    remaining = 0
-    blob = view[0:0]
-    version = ""
-    pos, end = 0, len(data)
-    while pos < end:
-        key, pos = _varint(data, pos)
-        field, wire_type = key >> 3, key & 7
-        if wire_type == 0:
-            value, pos = _varint(data, pos)
-            if field == 2:
-                remaining = value
-        elif wire_type == 2:
-            length, pos = _varint(data, pos)
-            if pos + length > end:
-                raise ProtocolError("malformed SnapshotResponse: truncated field")
-            if field == 3:
-                blob = view[pos:pos + length]
-            elif field == 4:
-                version = bytes(view[pos:pos + length]).decode("utf-8", "replace")
-            pos += length
-        elif wire_type == 1:
-            pos += 8
-        elif wire_type == 5:
-            pos += 4
-        else:
-            raise ProtocolError(f"malformed SnapshotResponse: wire type {wire_type}")
-    if pos != end:
-        raise ProtocolError("malformed SnapshotResponse: truncated field")
-    return SnapshotChunk(remaining, blob, version)
 
 
 class SnapshotWriter:
@@ -338,7 +64,7 @@ class SnapshotWriter:
         (the async client awaits it if it is awaitable)."""
         if self._file is None:
             raise ValueError("the snapshot writer is closed")
-        chunk = decode_snapshot_chunk(raw)
+        chunk = _codec.wire.decode_snapshot_chunk(raw)
         blob = chunk.blob
         if blob:
             self._file.write(blob)

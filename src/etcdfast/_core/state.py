@@ -1,0 +1,323 @@
+"""What a client knows, whatever drives it: options, endpoints, token, revisions.
+
+:class:`ClientState` is the base of :class:`etcdfast.Client` and
+:class:`etcdfast.AsyncClient`: it validates the constructor's options once,
+holds the auth token and the gRPC metadata every call carries, the revision
+tracker, and translates failures into etcdfast's errors. The call and stream
+machines (``_core.calls``, ``_core.watch_hub``...) read it; the executors
+(``_sync``, ``aio``) add the channel and the IO.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
+
+from .. import _codec, _schema
+from ..api.request import NO_DEADLINE, LoginRequest, Observer, check_timeout
+from ..errors import (
+    AuthOldRevisionError,
+    ClientClosedError,
+    EtcdError,
+    InvalidAuthTokenError,
+    ReauthenticatingError,
+    Unavailable,
+    from_rpc_error,
+)
+from .endpoints import Endpoint, EndpointsLike, channel_target, parse_endpoints
+
+__all__ = [
+    "ClientState",
+    "PathOrBytes",
+    "DEFAULT_TIMEOUT",
+    "DEFAULT_DIAL_TIMEOUT",
+    "DEFAULT_MAX_RETRIES",
+    "RETIRE_CHANNEL_AFTER",
+]
+
+#: Default deadline of a unary call, in seconds.
+DEFAULT_TIMEOUT = 30.0
+#: How long the first connection may take before calls fail (Go's ``DialTimeout``).
+DEFAULT_DIAL_TIMEOUT = 5.0
+#: grpcio refuses responses over 4 MiB by default; a 100k-key range is ~16 MB.
+#: etcd's Go client accepts up to 2 GiB - 1, and so do we.
+DEFAULT_MAX_RECEIVE = 2**31 - 1
+#: Go's default: a little above etcd's 1.5 MiB --max-request-bytes, so the
+#: server's own "request is too large" answer is what most callers see.
+DEFAULT_MAX_SEND = 2 * 1024 * 1024
+#: Attempts after the first for calls that are safe to retry (see ``_core.calls``).
+DEFAULT_MAX_RETRIES = 3
+#: HTTP/2 keepalive pings: every 10 s, a connection silent for 10 s more is dead.
+DEFAULT_KEEPALIVE_TIME = 10.0
+DEFAULT_KEEPALIVE_TIMEOUT = 10.0
+#: How long a channel replaced by an endpoint sync keeps serving the calls
+#: and streams already on it before it is closed (streams then resume).
+RETIRE_CHANNEL_AFTER = 30.0
+
+#: A PEM file's path, or its content as bytes.
+PathOrBytes = Union[str, "os.PathLike[str]", bytes]
+
+AUTHENTICATE = "/etcdserverpb.Auth/Authenticate"
+_decode_token = _schema.decoder("etcdserverpb.AuthenticateResponse", lambda m: str(m.token))
+
+Metadata = Optional[Tuple[Tuple[str, str], ...]]
+
+
+def _pem(value: Optional[PathOrBytes], what: str) -> Optional[bytes]:
+    if value is None or isinstance(value, bytes):
+        return value
+    try:
+        with open(value, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise FileNotFoundError(f"cannot read the {what} file {os.fspath(value)!r}: {exc.strerror}") from None
+
+
+def _seconds(name: str, value: Optional[float], *, allow_none: bool = True) -> Optional[float]:
+    if value is None:
+        if allow_none:
+            return None
+        raise TypeError(f"{name} must be a number of seconds, not None")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
+    if not value > 0:
+        raise ValueError(f"{name} must be > 0 seconds, got {value}")
+    return float(value)
+
+
+class ClientState:
+    """Options and state shared by :class:`etcdfast.Client` and :class:`etcdfast.AsyncClient`."""
+
+    def __init__(
+        self,
+        endpoints: EndpointsLike = "127.0.0.1:2379",
+        *,
+        timeout: Optional[float] = DEFAULT_TIMEOUT,
+        dial_timeout: Optional[float] = DEFAULT_DIAL_TIMEOUT,
+        user: Optional[str] = None,
+        password: Optional[str] = None,
+        ca_cert: Optional[PathOrBytes] = None,
+        cert: Optional[PathOrBytes] = None,
+        key: Optional[PathOrBytes] = None,
+        server_name: Optional[str] = None,
+        require_leader: bool = False,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        auto_sync_interval: Optional[float] = None,
+        keepalive_time: Optional[float] = DEFAULT_KEEPALIVE_TIME,
+        keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT,
+        keepalive_permit_without_calls: bool = False,
+        max_receive_message_length: int = DEFAULT_MAX_RECEIVE,
+        max_send_message_length: int = DEFAULT_MAX_SEND,
+        grpc_options: Sequence[Tuple[str, Any]] = (),
+    ) -> None:
+        """Connect to etcd (lazily: nothing is sent before the first call).
+
+        ``endpoints``
+            ``"host:port"``, ``"http(s)://host:port"``, a comma-separated string
+            or a list of them. Several endpoints are balanced round-robin, and
+            every call fails over between them.
+        ``timeout``
+            Default deadline of each call, in seconds (``None`` or ``math.inf``:
+            no deadline). A call's own ``timeout=`` overrides it.
+        ``dial_timeout``
+            How long the first connection may take (Go's ``DialTimeout``): a
+            member that accepts TCP and never answers fails the first call
+            after this many seconds with :class:`~etcdfast.Unavailable` naming
+            the endpoints; a refused connection fails at once (after the usual
+            retries). ``None``: no separate wait, grpc's own connection timeout
+            (~20 s) applies.
+        ``user``, ``password``
+            Password authentication; the token is refreshed transparently.
+        ``ca_cert``, ``cert``, ``key``
+            TLS: the CA that signs the server certificates (default: the system
+            roots), and a client certificate for mTLS. Paths or PEM bytes; files
+            are read here, so a wrong path fails at once. ``https://``
+            endpoints turn TLS on too.
+        ``server_name``
+            The name the server certificate must carry, when it differs from
+            the endpoint's host (e.g. connecting by IP).
+        ``require_leader``
+            Calls on a member cut off from its leader fail at once with
+            :class:`~etcdfast.NoLeaderError` instead of stalling (etcd's
+            ``WithRequireLeader``); watches end with it.
+        ``max_retries``
+            Retries of a call that failed with ``UNAVAILABLE`` when repeating it
+            is safe (Go's rules: reads and idempotent calls; writes only when
+            they provably never left the client).
+        ``auto_sync_interval``
+            Seconds between refreshes of the endpoints from the member list
+            (:meth:`sync_endpoints`); ``None``: never.
+        ``keepalive_time``, ``keepalive_timeout``, ``keepalive_permit_without_calls``
+            HTTP/2 pings that detect a dead connection while calls or streams
+            are open (``None`` turns them off).
+        ``max_receive_message_length``, ``max_send_message_length``
+            gRPC's message size limits (receive: 2 GiB - 1, so large ranges
+            work; send: 2 MiB, above etcd's 1.5 MiB request limit).
+        ``grpc_options``
+            Extra ``(name, value)`` channel options, applied last.
+        """
+        self._endpoints = parse_endpoints(endpoints)
+        secure = any(e.secure for e in self._endpoints) or ca_cert is not None or cert is not None
+        if (cert is None) != (key is None):
+            raise ValueError("a client certificate needs both cert= and key=")
+        #: PEM bytes for the executors' TLS credentials (None: plaintext).
+        self._tls: Optional[Tuple[Optional[bytes], Optional[bytes], Optional[bytes]]] = (
+            (_pem(ca_cert, "CA certificate"), _pem(key, "client key"), _pem(cert, "client certificate"))
+            if secure else None
+        )
+        if (user is None) != (password is None):
+            raise ValueError("user= and password= go together")
+        if user is not None and not isinstance(user, str):
+            raise TypeError(f"user must be a str, not {type(user).__name__}")
+        self._user = user
+        # Name-mangled and never printed: see __repr__ and login_request().
+        self.__password = password
+        #: Default deadline of a call; NO_DEADLINE for none.
+        self._timeout = check_timeout(timeout) or NO_DEADLINE
+        self._dial_timeout = _seconds("dial_timeout", dial_timeout)
+        #: The current channel has connected once (or no dial wait is wanted).
+        self._dialed = self._dial_timeout is None
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ValueError(f"max_retries must be an int >= 0, got {max_retries!r}")
+        self.max_retries = max_retries
+        self.auto_sync_interval = _seconds("auto_sync_interval", auto_sync_interval)
+        options: List[Tuple[str, Any]] = [
+            ("grpc.max_receive_message_length", int(max_receive_message_length)),
+            ("grpc.max_send_message_length", int(max_send_message_length)),
+            ("grpc.primary_user_agent", "etcdfast"),
+            # Retries follow Go's rules in _core.calls; grpc's own transparent
+            # retries would only add ~4 % CPU per call (measured,
+            # bench/grpc_settings.py) and a second, unaligned policy.
+            ("grpc.enable_retries", 0),
+        ]
+        if keepalive_time is not None:
+            # Pings find a dead connection (a member cut off by the network)
+            # within keepalive_time + keepalive_timeout while calls or streams
+            # are open. Not without any: etcd's default enforcement policy
+            # (PermitWithoutStream=false) answers such pings with GOAWAY
+            # "too_many_pings" and drops an idle client after ~40 s.
+            options += [
+                ("grpc.keepalive_time_ms", int(keepalive_time * 1000)),
+                ("grpc.keepalive_timeout_ms", int(keepalive_timeout * 1000)),
+                ("grpc.keepalive_permit_without_calls", int(keepalive_permit_without_calls)),
+                ("grpc.http2.max_pings_without_data", 0),
+            ]
+        if server_name is not None:
+            options.append(("grpc.ssl_target_name_override", server_name))
+        self._common_options = options
+        self._extra_options = list(grpc_options)  # the caller's word is final
+        self._target = ""
+        self._options: List[Tuple[str, Any]] = []
+        self._use_endpoints(self._endpoints)
+        # "hasleader" makes the member refuse calls (NoLeaderError) instead of
+        # stalling while it is cut off from its leader: etcd's WithRequireLeader.
+        self._base_metadata: Tuple[Tuple[str, str], ...] = (
+            (("hasleader", "true"),) if require_leader else ()
+        )
+        #: The metadata every call and stream carries (token included).
+        self._metadata: Metadata = self._base_metadata or None
+        #: True while calls must first authenticate (user given, no token yet).
+        self._needs_login = user is not None
+        self._revisions: Observer = _codec.revision.RevisionTracker()
+        self._closed = False
+        #: The clock of every deadline and schedule (tests may replace it).
+        self._clock: Callable[[], float] = time.monotonic
+        self._started()
+
+    def _started(self) -> None:
+        """Called at the end of ``__init__``: the client adds its executor."""
+
+    # -- public, shared ------------------------------------------------------
+
+    @property
+    def endpoints(self) -> List[str]:
+        """The endpoints this client talks to."""
+        return [str(e) for e in self._endpoints]
+
+    @property
+    def last_revision(self) -> int:
+        """The highest store revision seen in any response header (0 before any)."""
+        return int(self._revisions.last)  # type: ignore[attr-defined]
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._closed
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        who = f" user={self._user!r}" if self._user is not None else ""
+        return f"<{type(self).__name__} {','.join(self.endpoints)}{who} {state}>"
+
+    # -- for the machines and executors ----------------------------------------
+
+    def _use_endpoints(self, endpoints: List[Endpoint]) -> None:
+        """Point the *next* channel at ``endpoints`` (grpc balances and fails over between them)."""
+        self._endpoints = endpoints
+        self._target, lb_options = channel_target(endpoints)
+        self._options = [*self._common_options, *lb_options, *self._extra_options]
+
+    def _where(self) -> str:
+        return ",".join(self.endpoints)
+
+    def _deadline_for(self, timeout: Optional[float], default: Optional[float] = None) -> float:
+        """A call's timeout in seconds (NO_DEADLINE: none), from its own, its kind's or the client's."""
+        if timeout is not None:
+            return timeout
+        return default if default is not None else self._timeout
+
+    def _login_request(self) -> "LoginRequest[str]":
+        message = _schema.message("etcdserverpb.AuthenticateRequest")
+        payload = message(name=self._user, password=self.__password).SerializeToString()
+        return LoginRequest(AUTHENTICATE, payload, _decode_token, repeatable=True)
+
+    def _set_token(self, token: str) -> None:
+        self._metadata = (*self._base_metadata, ("token", token))
+        self._needs_login = False
+
+    def _drop_stale_token(self, error: EtcdError) -> bool:
+        """True if ``error`` says our token is stale ("invalid auth token",
+        "auth revision is old"): the server refused the call before running
+        it, so it may be repeated. The token is then forgotten, and the next
+        call logs in again first."""
+        if self._user is None or not isinstance(error, (InvalidAuthTokenError, AuthOldRevisionError)):
+            return False
+        self._metadata = self._base_metadata or None
+        self._needs_login = True
+        return True
+
+    def _error_of(self, exc: BaseException) -> EtcdError:
+        """The etcdfast error for anything a call or stream failed with.
+
+        A gRPC error (anything with ``code()``/``details()``, from grpcio or
+        grpc.aio) maps through :func:`~etcdfast.errors.from_rpc_error`; our own
+        errors pass through; anything else (grpc refusing to start a call on
+        a closed channel...) becomes ClientClosedError or Unavailable.
+        """
+        if isinstance(exc, EtcdError):
+            return exc
+        if callable(getattr(exc, "code", None)) and callable(getattr(exc, "details", None)):
+            return from_rpc_error(exc, self.endpoints)
+        if self._closed:
+            return ClientClosedError("the client is closed")
+        return Unavailable(f"call to {self._where()} failed: {exc!r}", endpoint=self._where())
+
+    def _stream_error(self, exc: Optional[BaseException]) -> EtcdError:
+        """Errors of the watch/keep-alive streams: a stale token means "log in and reconnect";
+        ``None`` (the server ended the stream) is Unavailable."""
+        if exc is None:
+            return Unavailable("stream closed by the server", endpoint=self._where())
+        error = self._error_of(exc)
+        if self._drop_stale_token(error):
+            return ReauthenticatingError(f"auth token refreshed after: {error}")
+        return error
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClientClosedError("the client is closed")
+
+    def _grpc_timeout(self, seconds: float) -> Optional[float]:
+        """A deadline as grpc takes it: None for no deadline."""
+        return None if seconds == math.inf else seconds

@@ -1,0 +1,237 @@
+"""The grpc.aio executor: performs the core's actions for the asyncio client.
+
+The asyncio twin of ``etcdfast._sync.executor`` (the only other code that
+calls grpc): the decisions are the machines' in ``etcdfast._core.calls``.
+
+A task cancelled by its owner stays cancelled (``asyncio.CancelledError``
+propagates); grpc.aio also cancels every call in flight when the channel is
+closed, and those become :class:`~etcdfast.errors.ClosedDuringCallError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, AsyncIterator, Callable, Dict, Generator, List, Optional, TypeVar
+
+import grpc
+import grpc.aio
+
+from .._core.calls import (
+    DIAL,
+    DIAL_METHOD,
+    LOGIN,
+    PROBE,
+    PROBE_ANSWERS,
+    RAISE,
+    SEND,
+    SLEEP,
+    Call,
+    StreamCall,
+    compact_probe,
+    compact_revision_of,
+)
+from .._core.endpoints import Endpoint
+from .._core.state import RETIRE_CHANNEL_AFTER, ClientState
+from .._sync.executor import new_channel
+from ..api.request import Request
+from ..errors import EtcdError, Unavailable
+
+__all__ = ["AsyncExecutor"]
+
+T = TypeVar("T")
+
+class AsyncExecutor:
+    """Runs calls and streams for one :class:`~etcdfast.AsyncClient` over one grpc.aio channel.
+
+    The channel is opened on first use, inside the running event loop.
+    """
+
+    def __init__(self, state: ClientState, on_open: Optional[Callable[[], None]] = None) -> None:
+        self.state = state
+        #: Called once, when the first channel opens inside the running loop.
+        self._on_open = on_open
+        self._channel: Optional[grpc.aio.Channel] = None
+        self._handles: Dict[str, Any] = {}
+        # Made on first use: before 3.10 an asyncio.Lock binds to the loop
+        # current at creation, and clients are often built outside the loop.
+        self._auth_lock: Optional[asyncio.Lock] = None
+        self._retiring: "set[asyncio.Task[None]]" = set()
+
+    def channel(self) -> grpc.aio.Channel:
+        """The channel, opened on first use (ClientClosedError once closed)."""
+        self.state._check_open()
+        if self._channel is None:
+            self._channel = new_channel(self.state, grpc.aio)
+            on_open, self._on_open = self._on_open, None
+            if on_open is not None:
+                on_open()
+        return self._channel
+
+    # -- unary calls -----------------------------------------------------------
+
+    async def run(self, request: Request[T]) -> T:
+        """Execute one unary call; returns its decoded result or raises an EtcdError."""
+        call = Call(request, self.state)
+        return await self.drive(call, call.start())  # type: ignore[no-any-return]
+
+    async def drive(self, call: Call, action: int) -> Any:
+        """Perform ``call``'s actions from ``action`` on until it answers or raises."""
+        while True:
+            if action == SEND:
+                request = call.request
+                try:
+                    handle = self._handles.get(request.method) or self._handle(request.method)
+                    raw = await handle(
+                        request.payload, timeout=call.time_left(), metadata=self.state._metadata
+                    )
+                except grpc.RpcError as exc:
+                    action = call.failed(exc)
+                    continue
+                except asyncio.CancelledError as exc:
+                    if not self.state._closed:
+                        raise  # the caller's own cancellation
+                    action = call.failed(exc)
+                    continue
+                except Exception as exc:  # grpc refused to start it (e.g. a closed channel)
+                    action = call.failed(exc, started=False)
+                    continue
+                return call.answered(raw)
+            action = await self._step(call, action)
+
+    def _handle(self, method: str) -> Any:
+        handle = self._handles[method] = self.channel().unary_unary(method)
+        return handle
+
+    async def _step(self, call: Any, action: int) -> int:
+        """Every action but SEND, for unary and streaming calls alike."""
+        if action == RAISE:
+            raise call.error
+        if action == DIAL:
+            wait = call.dial_wait()
+            return call.dialed(await self._dial(wait), wait)  # type: ignore[no-any-return]
+        if action == LOGIN:
+            await self.login()
+            return call.logged_in()  # type: ignore[no-any-return]
+        if action == SLEEP:
+            await asyncio.sleep(call.delay)
+            return call.slept()  # type: ignore[no-any-return]
+        assert action == PROBE
+        return call.probed(await self._probe())  # type: ignore[no-any-return]
+
+    async def run_plan(self, plan: Generator[Request[Any], Any, T]) -> T:
+        """Run a plan of several calls (see ``etcdfast._sync.executor.Executor.run_plan``)."""
+        try:
+            request = next(plan)
+            while True:
+                request = plan.send(await self.run(request))
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+    # -- server streams --------------------------------------------------------
+
+    async def stream(self, request: Request[Any]) -> AsyncIterator[bytes]:
+        """The raw answers of a server-streaming call; closing the iterator cancels it."""
+        call = StreamCall(request, self.state)
+        action = call.start()
+        while True:
+            if action != SEND:
+                action = await self._step(call, action)
+                continue
+            try:
+                rpc = self.channel().unary_stream(request.method)(
+                    request.payload, timeout=call.time_left(), metadata=self.state._metadata
+                )
+            except Exception as exc:
+                action = call.failed(exc, started=False)
+                continue
+            try:
+                async for raw in rpc:
+                    call.received = True
+                    yield raw
+                return
+            except grpc.RpcError as exc:
+                action = call.failed(exc)
+            except asyncio.CancelledError as exc:
+                if not self.state._closed:
+                    raise
+                action = call.failed(exc)
+            finally:
+                rpc.cancel()
+
+    async def first(self, request: Request[T]) -> T:
+        """The decoded first answer of a server stream (e.g. ``keep_alive_once``)."""
+        stream = self.stream(request)
+        try:
+            async for raw in stream:
+                return request.decode(raw, self.state._revisions)
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
+        where = self.state._where()
+        raise Unavailable(f"{request.method} stream ended without an answer", endpoint=where)
+
+    async def _probe(self) -> Optional[int]:
+        stream = self.stream(compact_probe())
+        try:
+            for _ in range(PROBE_ANSWERS):
+                revision = compact_revision_of(await stream.__anext__())
+                if revision:
+                    return revision
+        except (EtcdError, StopAsyncIteration):
+            pass
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
+        return None
+
+    # -- bidirectional streams (watch, keep-alive) ------------------------------
+
+    def open_stream(self, method: str, requests: Any) -> Any:
+        """Open a bidirectional stream fed by ``requests`` (log in first: :meth:`login_if_needed`)."""
+        return self.channel().stream_stream(method)(requests, metadata=self.state._metadata)
+
+    # -- connection and login ----------------------------------------------------
+
+    async def login_if_needed(self) -> None:
+        if self.state._needs_login:
+            await self.login()
+
+    async def login(self) -> None:
+        """Authenticate (once, however many tasks ask) and keep the token."""
+        if self._auth_lock is None:
+            self._auth_lock = asyncio.Lock()
+        async with self._auth_lock:
+            if self.state._needs_login:
+                self.state._set_token(await self.run(self.state._login_request()))
+
+    async def _dial(self, wait: float) -> Optional[BaseException]:
+        """Probe the connection (see ``_core.calls.DIAL_METHOD``); the probe's failure, if any."""
+        try:
+            await (self._handles.get(DIAL_METHOD) or self._handle(DIAL_METHOD))(b"", timeout=wait)
+        except asyncio.CancelledError as exc:
+            if not self.state._closed:
+                raise
+            return exc
+        except Exception as exc:  # UNIMPLEMENTED: connected; the machine reads the rest
+            return exc
+        return None
+
+    def use_endpoints(self, endpoints: List[Endpoint]) -> None:
+        """Send new calls to ``endpoints``; the old channel finishes what runs on
+        it and is closed after ``RETIRE_CHANNEL_AFTER`` s."""
+        self.state._check_open()
+        old = self._channel
+        self.state._use_endpoints(endpoints)
+        self.state._dialed = self.state._dial_timeout is None
+        self._channel, self._handles = None, {}  # the next call opens one on the new endpoints
+        if old is not None:
+            loop = asyncio.get_running_loop()
+            loop.call_later(RETIRE_CHANNEL_AFTER, self._retire, old)
+
+    def _retire(self, channel: grpc.aio.Channel) -> None:
+        task = asyncio.get_running_loop().create_task(channel.close())
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
+    async def close(self) -> None:
+        channel, self._channel = self._channel, None
+        if channel is not None:
+            await channel.close()

@@ -1,0 +1,50 @@
+"""Argument checks shared by the request builders.
+
+etcd's integers are int64 (revisions, limits, lease IDs, compare operands)
+or uint64 (member IDs). A Python int outside that range cannot be encoded;
+without these checks the codec would raise a bare ``OverflowError``. Every
+check names the argument, so the caller knows which one was wrong.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from ..errors import InvalidArgumentError
+
+__all__ = ["INT64_MAX", "UINT64_MAX", "integer", "non_negative", "positive", "lease_id"]
+
+INT64_MAX = (1 << 63) - 1
+INT64_MIN = -(1 << 63)
+UINT64_MAX = (1 << 64) - 1
+
+
+def integer(name: str, value: object, *, low: int = INT64_MIN, high: int = INT64_MAX) -> int:
+    """``value`` as an int in ``[low, high]`` (a bool or a float is a TypeError)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if value < low:
+        raise InvalidArgumentError(f"{name} must be >= {low}, got {value}")
+    if value > high:
+        raise InvalidArgumentError(f"{name} must be <= {high} (etcd's int64 limit), got {value}")
+    return value
+
+
+def non_negative(name: str, value: object) -> int:
+    """An int64 ``>= 0``."""
+    return integer(name, value, low=0)
+
+
+def positive(name: str, value: Optional[int], default: int) -> int:
+    """An int64 ``>= 1``, or ``default`` for ``None``."""
+    if value is None:
+        return default
+    return integer(name, value, low=1)
+
+
+def lease_id(lease: object, *, name: str = "lease") -> int:
+    """A lease ID (``>= 0``; 0 means no lease) given as an int or any object with an ``id``."""
+    value = getattr(lease, "id", lease)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int ID or a Lease, not {type(lease).__name__}")
+    return integer(f"{name} ID", value, low=0)

@@ -16,7 +16,7 @@ import time
 from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 from .. import _codec, _schema
-from ..api.request import NO_DEADLINE, LoginRequest, Observer, check_timeout
+from ..api.request import NO_DEADLINE, LoginRequest, Observer, check_seconds, check_timeout
 from ..errors import (
     AuthOldRevisionError,
     ClientClosedError,
@@ -73,18 +73,6 @@ def _pem(value: Optional[PathOrBytes], what: str) -> Optional[bytes]:
             return f.read()
     except OSError as exc:
         raise FileNotFoundError(f"cannot read the {what} file {os.fspath(value)!r}: {exc.strerror}") from None
-
-
-def _seconds(name: str, value: Optional[float], *, allow_none: bool = True) -> Optional[float]:
-    if value is None:
-        if allow_none:
-            return None
-        raise TypeError(f"{name} must be a number of seconds, not None")
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
-    if not value > 0:
-        raise ValueError(f"{name} must be > 0 seconds, got {value}")
-    return float(value)
 
 
 class ClientState:
@@ -176,13 +164,15 @@ class ClientState:
         self.__password = password
         #: Default deadline of a call; NO_DEADLINE for none.
         self._timeout = check_timeout(timeout) or NO_DEADLINE
-        self._dial_timeout = _seconds("dial_timeout", dial_timeout)
+        self._dial_timeout = None if dial_timeout is None else check_seconds("dial_timeout", dial_timeout)
         #: The current channel has connected once (or no dial wait is wanted).
         self._dialed = self._dial_timeout is None
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise ValueError(f"max_retries must be an int >= 0, got {max_retries!r}")
         self.max_retries = max_retries
-        self.auto_sync_interval = _seconds("auto_sync_interval", auto_sync_interval)
+        self.auto_sync_interval = (
+            None if auto_sync_interval is None else check_seconds("auto_sync_interval", auto_sync_interval)
+        )
         options: List[Tuple[str, Any]] = [
             ("grpc.max_receive_message_length", int(max_receive_message_length)),
             ("grpc.max_send_message_length", int(max_send_message_length)),

@@ -27,6 +27,7 @@ from ..types import (
     MoveLeaderResult,
     StatusResult,
 )
+from .args import non_negative
 from .cluster import member_id as _member_id
 from .request import Request, SlowRequest, check_timeout
 
@@ -201,9 +202,7 @@ def hash_kv(revision: int = 0, *, timeout: Optional[float] = None) -> Request[Ha
     Healthy members answer the same hash for the same revision (and the same
     ``compact_revision``); a compacted revision raises CompactedError.
     """
-    if isinstance(revision, bool) or not isinstance(revision, int) or revision < 0:
-        raise InvalidArgumentError(f"revision must be an int >= 0, got {revision!r}")
-    payload = _serialize("HashKVRequest", revision=revision)
+    payload = _serialize("HashKVRequest", revision=non_negative("revision", revision))
     return Request(HASH_KV, payload, _decode_hash_kv, repeatable=True, timeout=check_timeout(timeout))
 
 

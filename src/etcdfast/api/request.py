@@ -19,6 +19,7 @@ __all__ = [
     "SecretRequest",
     "LoginRequest",
     "check_timeout",
+    "check_seconds",
     "NO_DEADLINE",
     "LONGEST_DEADLINE",
     "SLOW_CALL_TIMEOUT",
@@ -119,15 +120,19 @@ class SlowRequest(Request[T_co]):
     default_timeout = SLOW_CALL_TIMEOUT
 
 
+def check_seconds(name: str, value: object) -> float:
+    """A duration in seconds: a number ``> 0`` (a bool, a str or NaN is refused)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
+    if not value > 0:  # also catches NaN
+        raise ValueError(f"{name} must be > 0 seconds, got {value}")
+    return float(value)
+
+
 def check_timeout(timeout: Optional[float]) -> Optional[float]:
     """Validate a ``timeout=`` in seconds: ``> 0``; ``None`` for the default;
     ``math.inf`` (or anything over a year) for no deadline."""
     if timeout is None:
         return None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        raise TypeError(f"timeout must be a number of seconds, not {type(timeout).__name__}")
-    if not timeout > 0:  # also catches NaN
-        raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
-    if timeout > LONGEST_DEADLINE:
-        return NO_DEADLINE
-    return float(timeout)
+    seconds = check_seconds("timeout", timeout)
+    return NO_DEADLINE if seconds > LONGEST_DEADLINE else seconds

@@ -326,8 +326,21 @@ class WatchHandle(Generic[ItemT]):
         #: The exception that ended the watch, if any.
         self.error: Optional[BaseException] = None
 
-    def deliver(self, item: object) -> None:  # pragma: no cover - each driver's queue
+    #: Set when the server confirmed the creation, or the watch ended first
+    #: (a threading.Event or an asyncio.Event: each driver's own).
+    _created: Any
+
+    def _enqueue(self, item: object) -> None:  # pragma: no cover - each driver's queue
         raise NotImplementedError
+
+    def deliver(self, item: object) -> None:
+        """The hub's delivery: a response, a progress, END or the error that ends the watch."""
+        if item is CREATED:
+            self._created.set()
+            return
+        if item is END or isinstance(item, BaseException):
+            self._created.set()  # wake a creator still waiting
+        self._enqueue(item)
 
     @property
     def revision(self) -> int:

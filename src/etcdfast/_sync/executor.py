@@ -33,7 +33,7 @@ from .._core.state import RETIRE_CHANNEL_AFTER, ClientState
 from ..api.request import Request
 from ..errors import EtcdError, Unavailable
 
-__all__ = ["Executor"]
+__all__ = ["Executor", "new_channel", "stop_stream"]
 
 T = TypeVar("T")
 
@@ -46,6 +46,14 @@ def new_channel(state: ClientState, grpc_module: Any) -> Any:
         )
         return grpc_module.secure_channel(state._target, credentials, options=state._options)
     return grpc_module.insecure_channel(state._target, options=state._options)
+
+
+def stop_stream(call: Any, thread: Optional[threading.Thread]) -> None:
+    """Cancel a background stream's gRPC call and join its thread (unless called from it)."""
+    if call is not None:
+        call.cancel()
+    if thread is not None and thread is not threading.current_thread():
+        thread.join(10)
 
 
 class Executor:

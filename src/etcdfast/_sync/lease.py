@@ -16,6 +16,7 @@ from .._core.keepalive import KeepAliveSchedule, LeaseHandle, report_lost
 from ..api.lease import KEEPALIVE
 from ..errors import LeaseNotFoundError
 from ..types import LeaseKeepAlive, LeaseTimeToLive
+from .executor import stop_stream
 
 if TYPE_CHECKING:
     from .client import Client
@@ -138,10 +139,7 @@ class KeepAliveStream:
             self._closed = True
             self._cond.notify_all()
             call, thread = self._call, self._thread
-        if call is not None:
-            call.cancel()
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(10)
+        stop_stream(call, thread)
 
     @property
     def running(self) -> bool:

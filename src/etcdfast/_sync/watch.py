@@ -22,10 +22,11 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, List, Optional, Tuple
 
 from .. import _codec
 from .._core.methods import Concatenate, P, bind_signature
-from .._core.watch_hub import CREATED, END, ItemT, WatchHandle, WatchHub, WatchItem
+from .._core.watch_hub import ItemT, WatchHandle, WatchHub, WatchItem
 from ..api.watch import WatchSpec
 from ..errors import CancelledError, ClientClosedError, EtcdError, Timeout
 from ..types import Progress, WatchResponse
+from .executor import stop_stream
 
 if TYPE_CHECKING:
     from .executor import Executor
@@ -61,15 +62,8 @@ class Watch(WatchHandle[ItemT]):
         self._stream = stream
         self._queue: "queue.SimpleQueue[object]" = queue.SimpleQueue()
         self._created = threading.Event()
-
-    # called by the hub, on whichever thread holds the read role
-    def deliver(self, item: object) -> None:
-        if item is CREATED:
-            self._created.set()
-            return
-        if item is END or isinstance(item, BaseException):
-            self._created.set()  # wake a creator still waiting
-        self._queue.put(item)
+        # Called by the hub, on whichever thread holds the read role.
+        self._enqueue = self._queue.put  # type: ignore[method-assign]
 
     def _next(self, timeout: Optional[float]) -> Union[WatchResponse, Progress]:
         if self._done:
@@ -237,10 +231,7 @@ class WatchStream:
             if self._requests is not None:
                 self._requests.put(None)
             self._hub.fail(ClientClosedError("the client was closed"))
-        if call is not None:
-            call.cancel()
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(10)
+        stop_stream(call, thread)
 
     @property
     def running(self) -> bool:

@@ -36,9 +36,21 @@ from .._sync.executor import new_channel
 from ..api.request import Request
 from ..errors import EtcdError, Unavailable
 
-__all__ = ["AsyncExecutor"]
+__all__ = ["AsyncExecutor", "stop_stream"]
 
 T = TypeVar("T")
+
+async def stop_stream(call: Any, task: "Optional[asyncio.Task[None]]") -> None:
+    """Cancel a background stream's gRPC call and its task, and wait for the task to end."""
+    if call is not None:
+        call.cancel()
+    if task is not None and task is not asyncio.current_task():
+        task.cancel()
+        try:
+            await task
+        except (asyncio.CancelledError, Exception):
+            pass
+
 
 class AsyncExecutor:
     """Runs calls and streams for one :class:`~etcdfast.AsyncClient` over one grpc.aio channel.

@@ -10,6 +10,7 @@ from .._core.keepalive import KeepAliveSchedule, LeaseHandle, report_lost
 from ..api.lease import KEEPALIVE
 from ..errors import LeaseNotFoundError
 from ..types import LeaseKeepAlive, LeaseTimeToLive
+from .executor import stop_stream
 
 if TYPE_CHECKING:
     from .client import AsyncClient
@@ -122,15 +123,8 @@ class AsyncKeepAliveStream:
     async def close(self) -> None:
         self._closed = True
         self._wake.set()
-        if self._call is not None:
-            self._call.cancel()
         task, self._task = self._task, None
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):
-                pass
+        await stop_stream(self._call, task)
 
     @property
     def running(self) -> bool:

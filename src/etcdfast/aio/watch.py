@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, List,
 
 from .. import _codec
 from .._core.methods import Concatenate, P, bind_signature
-from .._core.watch_hub import CREATED, END, ItemT, WatchHandle, WatchHub, WatchItem
+from .._core.watch_hub import ItemT, WatchHandle, WatchHub, WatchItem
 from ..api.watch import WatchSpec
 from ..errors import ClientClosedError, EtcdError, Timeout
 from ..types import Progress, WatchResponse
+from .executor import stop_stream
 
 if TYPE_CHECKING:
     from .executor import AsyncExecutor
@@ -42,14 +43,7 @@ class AsyncWatch(WatchHandle[ItemT]):
         self._stream = stream
         self._queue: "asyncio.Queue[object]" = asyncio.Queue()
         self._created = asyncio.Event()
-
-    def deliver(self, item: object) -> None:
-        if item is CREATED:
-            self._created.set()
-            return
-        if item is END or isinstance(item, BaseException):
-            self._created.set()
-        self._queue.put_nowait(item)
+        self._enqueue = self._queue.put_nowait  # type: ignore[method-assign]
 
     async def _next(self, timeout: Optional[float] = None) -> Union[WatchResponse, Progress]:
         if self._done:
@@ -160,15 +154,8 @@ class AsyncWatchStream:
         if self._requests is not None:
             self._requests.put_nowait(None)
         self._hub.fail(ClientClosedError("the client was closed"))
-        if self._call is not None:
-            self._call.cancel()
         task, self._task = self._task, None
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):
-                pass
+        await stop_stream(self._call, task)
 
     @property
     def running(self) -> bool:

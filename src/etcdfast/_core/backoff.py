@@ -8,10 +8,12 @@ __all__ = ["Backoff"]
 
 
 class Backoff:
-    """Delays of ``initial * 2**n`` seconds, capped at ``maximum``, with "full jitter".
+    """Delays of ``initial * 2**n`` seconds, capped at ``maximum``, each drawn
+    at random from its upper half (``[c/2, c]``: "equal jitter").
 
     Jitter spreads the reconnects of many clients after a server restart, so
-    they do not all hit the new leader in the same millisecond.
+    they do not all hit the new leader in the same millisecond; the lower
+    bound keeps a backoff from collapsing to nothing.
     """
 
     __slots__ = ("initial", "maximum", "_attempt")

@@ -65,7 +65,7 @@ WATCH = "/etcdserverpb.Watch/Watch"
 #: without doing any work, and a failure to connect says why (refused, TLS).
 DIAL_METHOD = "/etcdfast.Dial/Ping"
 
-#: The first retry waits 25-50 ms; later ones double, up to 1 s.
+#: Retries wait 12.5-25 ms, then twice as long each time, up to 0.5-1 s.
 RETRY_BACKOFF = (0.025, 1.0)
 
 # grpc-core's words for "no connection, nothing was sent" (the call failed
@@ -240,7 +240,7 @@ class Call(_Machine):
         state = self.state
         if state._closed:
             return self._raise(self._closed_error(sent), exc)
-        if not self.relogged and state._drop_stale_token(error):
+        if not self.relogged and not self.request.anonymous and state._drop_stale_token(error):
             # Refused before running: log in again and repeat it once.
             self.relogged = True
             return LOGIN

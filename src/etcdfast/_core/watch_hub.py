@@ -184,6 +184,12 @@ class WatchHub:
         if self._failing_since is None:
             self._failing_since = now
         down_for = now - self._failing_since
+        # A watch being cancelled has nothing to resume: its server side died
+        # with the stream. End it now rather than after a reconnect.
+        for state in self.states():
+            if state.cancelling:
+                self._remove(state)
+                state.finish(END)
         if isinstance(error, ReauthenticatingError) or error.code == "CANCELLED":
             # Nothing is wrong with the watches themselves: a new login, or
             # the channel was retired after an endpoint sync. Reconnect.
@@ -236,6 +242,8 @@ class WatchHub:
         if response.canceled or response.compact_revision:
             self._canceled(state, response)
             return []
+        if state.ended:  # cancelled by its owner, who has its END: drop what still comes
+            return []
         if response.fragment:
             state.fragments.extend(response.events)
             return []
@@ -267,9 +275,8 @@ class WatchHub:
             # opened with; once that token expires it answers "permission
             # denied". With credentials, log in again and retry once before
             # believing it.
-            if not state.cancelling and (stale or (
-                    self.authenticated and issubclass(cls, PermissionDeniedError)
-                    and not state.retried_login)):
+            if not state.cancelling and not state.retried_login and (
+                    stale or (self.authenticated and issubclass(cls, PermissionDeniedError))):
                 state.retried_login = True
                 self._pending.appendleft(state)
                 # The driver logs in again and re-creates every watch, this one too.
@@ -282,22 +289,23 @@ class WatchHub:
         state.cursor.created(response.header.revision)
         if not state.confirmed:
             state.confirmed = True
-            state.sink.deliver(CREATED)
+            if not state.ended:
+                state.sink.deliver(CREATED)
         if state.cancelling:
             return [_codec.watch.encode_watch_cancel(response.watch_id)]
         return []
 
     def _canceled(self, state: WatchState, response: WatchResponse) -> None:
         self._remove(state)
-        if response.compact_revision:
+        if state.cancelling:  # what its owner asked for, whatever the reason given
+            state.finish(END)
+        elif response.compact_revision:
             state.cursor.compacted(response.compact_revision)
             state.finish(CompactedError(
                 f"watch on {state.spec.key!r} cannot continue: revision "
                 f"{state.cursor.next_revision or state.spec.start_revision} has been compacted",
                 compact_revision=response.compact_revision,
             ))
-        elif state.cancelling:
-            state.finish(END)
         else:
             reason = response.cancel_reason or "watch canceled by the server"
             cls, message = classify("UNKNOWN", reason)

@@ -1000,6 +1000,24 @@ def test_keepalive_answer_moves_the_deadline_from_the_send_time(ttl: int) -> Non
     assert 7 not in schedule
 
 
+def test_keepalive_answers_go_to_the_oldest_refresh_in_flight() -> None:
+    # Two refreshes in flight (the first one's answer is slow): etcd answers in
+    # order, so the first answer is for the refresh sent at 0, and the TTL runs
+    # from then -- crediting it to the later send would be optimistic by ttl/3.
+    schedule = KeepAliveSchedule()
+    handle = Handle(30, 7)
+    schedule.add(handle, now=0.0)
+    assert refreshed(schedule.tick(0.0)[1]) == [7]
+    assert refreshed(schedule.tick(10.0)[1]) == [7]  # no answer yet: sent again
+    schedule.answer(keepalive_answer(7, 30), now=11.0)
+    assert handle.refreshed_at == 0.0
+    assert schedule.tick(29.9)[0] == [] and 7 in schedule
+    schedule.answer(keepalive_answer(7, 30), now=12.0)
+    assert handle.refreshed_at == 10.0
+    assert schedule.tick(39.9)[0] == []
+    assert schedule.tick(40.0)[0] == [handle]
+
+
 @pytest.mark.parametrize("ttl", [0, -1])
 def test_keepalive_answer_without_ttl_means_lost_not_expired(ttl: int) -> None:
     schedule = KeepAliveSchedule()

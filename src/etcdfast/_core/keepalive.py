@@ -17,8 +17,9 @@ no ``on_lost``, since alerting code would page on every clean shutdown.
 
 from __future__ import annotations
 
+import collections
 import logging
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from ..api.lease import decode_keepalive, keepalive_request
 from ..errors import EtcdError, LeaseExpiredError
@@ -94,13 +95,15 @@ def lost_error(handle: LeaseHandle, expired: bool) -> LeaseExpiredError:
 
 
 class _Entry:
-    __slots__ = ("handle", "due", "deadline", "sent_at")
+    __slots__ = ("handle", "due", "deadline", "unanswered")
 
     def __init__(self, handle: LeaseHandle, now: float) -> None:
         self.handle = handle
         self.due = now  # refresh at once: the caller may have granted it long ago
         self.deadline = now + handle.ttl
-        self.sent_at: Optional[float] = None
+        #: Send times of the refreshes not answered yet, oldest first (etcd
+        #: answers a stream's requests in order).
+        self.unanswered: Deque[float] = collections.deque()
 
 
 class KeepAliveSchedule:
@@ -172,7 +175,7 @@ class KeepAliveSchedule:
         for lease_id, entry in self._entries.items():
             if entry.due <= now:
                 ready.append(lease_id)
-                entry.sent_at = now
+                entry.unanswered.append(now)
                 # If no answer comes, try again after another third of the TTL.
                 entry.due = now + max(entry.handle.ttl / 3.0, 0.1)
             wait = min(wait, entry.due - now, entry.deadline - now)
@@ -186,7 +189,9 @@ class KeepAliveSchedule:
         if ttl <= 0:
             del self._entries[lease_id]
             return entry.handle
-        sent = entry.sent_at if entry.sent_at is not None else now
+        # The answer is to the oldest refresh in flight: the lease's new TTL
+        # runs from when *that* one was sent, not from the latest.
+        sent = entry.unanswered.popleft() if entry.unanswered else now
         entry.deadline = sent + ttl
         entry.due = sent + max(ttl / 3.0, 0.1)
         entry.handle.remaining_ttl = ttl
@@ -197,7 +202,8 @@ class KeepAliveSchedule:
         """Refreshes sent on a broken stream and never answered are lost, so
         those leases are due at once on the next stream."""
         for entry in self._entries.values():
-            if entry.sent_at is not None and entry.sent_at != entry.handle.refreshed_at:
+            if entry.unanswered:
+                entry.unanswered.clear()
                 entry.due = min(entry.due, now)
 
     def expired(self, now: float) -> List[LeaseHandle]:

@@ -1,4 +1,8 @@
-"""Leases against a real etcd: unary calls, the Lease handle, background keep-alive."""
+"""Leases against a real etcd: unary calls, the Lease handle, background keep-alive.
+
+Each behaviour runs for both clients (sync, and async through
+``client_drivers.Driver``); the keep-alive schedule is tested without IO.
+"""
 
 from __future__ import annotations
 
@@ -6,119 +10,134 @@ import threading
 import time
 
 import pytest
+from client_drivers import KINDS, Driver
 
-import etcdfast
 from etcdfast import InvalidArgumentError, LeaseNotFoundError
 from etcdfast._core.keepalive import KeepAliveSchedule, LeaseHandle
 from etcdfast.errors import LeaseExpiredError
 from etcdfast.testing import EtcdServer
 
 
-def _etcdfast_threads() -> list:
-    return [t for t in threading.enumerate() if t.name.startswith("etcdfast-")]
+@pytest.fixture(params=KINDS)
+def driver(request, etcd_server, twin):
+    """The sync or the async client (through a Driver), once per codec twin."""
+    with Driver(request.param, etcd_server.endpoint, timeout=10) as d:
+        yield d
 
 
-def test_grant_ttl_revoke_list(client, etcd_prefix):
-    granted = client.grant(30)
+def _name(worker) -> str:
+    """A worker's name: a thread's (sync) or a task's (async)."""
+    return worker.name if isinstance(worker, threading.Thread) else worker.get_name()
+
+
+def test_grant_ttl_revoke_list(driver, etcd_prefix):
+    granted = driver.grant(30)
     assert granted.id > 0 and granted.ttl == 30
-    client.put(etcd_prefix + b"a", b"1", lease=granted.id)
-    info = client.time_to_live(granted.id, keys=True)
+    driver.put(etcd_prefix + b"a", b"1", lease=granted.id)
+    info = driver.time_to_live(granted.id, keys=True)
     assert info.granted_ttl == 30 and 0 < info.ttl <= 30
     assert info.keys == [etcd_prefix + b"a"]
-    assert client.time_to_live(granted.id).keys == []
-    assert granted.id in client.leases()
-    assert client.keep_alive_once(granted.id).ttl == 30
-    client.revoke(granted.id)
-    assert client.get_value(etcd_prefix + b"a") is None  # the key went with the lease
-    assert granted.id not in client.leases()
+    assert driver.time_to_live(granted.id).keys == []
+    assert granted.id in driver.leases()
+    assert driver.keep_alive_once(granted.id).ttl == 30
+    driver.revoke(granted.id)
+    assert driver.get_value(etcd_prefix + b"a") is None  # the key went with the lease
+    assert granted.id not in driver.leases()
 
 
-def test_grant_with_chosen_id(client):
+def test_grant_with_chosen_id(driver):
     chosen = 0x5EED0000 + int(time.time()) % 1000
-    assert client.grant(10, chosen).id == chosen
-    client.revoke(chosen)
+    assert driver.grant(10, chosen).id == chosen
+    driver.revoke(chosen)
 
 
 @pytest.mark.parametrize("ttl", [0, -5])
-def test_bad_ttl_is_refused_before_sending(client, ttl):
+def test_bad_ttl_is_refused_before_sending(driver, ttl):
     with pytest.raises(InvalidArgumentError):
-        client.grant(ttl)
+        driver.grant(ttl)
     with pytest.raises(TypeError):
-        client.grant(1.5)
+        driver.grant(1.5)
 
 
-def test_unknown_lease_is_lease_not_found(client):
+def test_unknown_lease_is_lease_not_found(driver):
     unknown = 0x7FFF_0000_0000_0001
     with pytest.raises(LeaseNotFoundError):
-        client.revoke(unknown)
+        driver.revoke(unknown)
     with pytest.raises(LeaseNotFoundError):
-        client.time_to_live(unknown)
+        driver.time_to_live(unknown)
     with pytest.raises(LeaseNotFoundError):
-        client.keep_alive_once(unknown)
+        driver.keep_alive_once(unknown)
     with pytest.raises(LeaseNotFoundError):
-        client.put("/lease-test/k", "v", lease=unknown)
+        driver.put("/lease-test/k", "v", lease=unknown)
     with pytest.raises(InvalidArgumentError):
-        client.revoke(0)
+        driver.revoke(0)
 
 
-def test_lease_context_manager_keeps_key_alive_then_revokes(client, etcd_prefix):
+def test_lease_context_manager_keeps_key_alive_then_revokes(driver, etcd_prefix):
     key = etcd_prefix + b"alive"
-    with client.lease(2) as lease:
+    with driver.lease(2) as lease:
         assert lease.granted and lease.alive and lease.ttl == 2
-        client.put(key, b"up", lease=lease)
+        driver.put(key, b"up", lease=lease)
         time.sleep(5)  # 2.5 TTLs: only the background keep-alive holds it
-        assert client.get_value(key) == b"up"
+        assert driver.get_value(key) == b"up"
         assert lease.alive and lease.refreshed_at is not None
-    assert client.get_value(key) is None
+        info = lease.time_to_live(keys=True)
+        assert info.keys == [key] and info.granted_ttl == 2
+    assert driver.get_value(key) is None
     # Ended by its owner: not alive, and not lost (no on_lost, no alert).
     assert not lease.alive and lease.revoked and lease.lost is None
+    assert lease.wait(timeout=0)  # it ended
+    assert lease.id not in driver.leases()
+    with pytest.raises(LeaseNotFoundError):
+        driver.keep_alive_once(lease.id)
 
 
 @pytest.mark.slow
-def test_key_survives_ten_seconds_with_keep_alive(client, etcd_prefix):
+def test_key_survives_ten_seconds_with_keep_alive(driver, etcd_prefix):
     key = etcd_prefix + b"ten"
-    lease = client.lease(2).grant()
-    client.put(key, b"v", lease=lease)
+    lease = driver.lease(2).grant()
+    driver.put(key, b"v", lease=lease)
     time.sleep(10)
-    assert client.get_value(key) == b"v"
+    assert driver.get_value(key) == b"v"
     lease.revoke()
-    assert client.get_value(key) is None
+    assert driver.get_value(key) is None
 
 
-def test_lease_revoked_elsewhere_is_reported_lost(client, etcd_prefix):
+def test_lease_revoked_elsewhere_is_reported_lost(driver, etcd_prefix):
     lost = []
-    lease = client.lease(3, on_lost=lost.append).grant()
-    client.revoke(lease.id)  # as another process would
+    lease = driver.lease(3, on_lost=lost.append).grant()
+    driver.revoke(lease.id)  # as another process would
     assert lease.wait(timeout=5), "the loss was not noticed"
     assert not lease.alive and isinstance(lease.lost, LeaseExpiredError)
     assert lost == [lease]
 
 
-def test_callback_that_raises_does_not_kill_keep_alive(client):
+def test_callback_that_raises_does_not_kill_keep_alive(driver):
     def bad(_):
         raise RuntimeError("callback bug")
 
-    doomed = client.lease(2, on_lost=bad).grant()
-    survivor = client.lease(2).grant()
-    client.revoke(doomed.id)
+    doomed = driver.lease(2, on_lost=bad).grant()
+    survivor = driver.lease(2).grant()
+    driver.revoke(doomed.id)
     assert doomed.wait(timeout=5)
     time.sleep(3)
     assert survivor.alive
-    assert client.time_to_live(survivor.id).ttl > 0
+    assert driver.time_to_live(survivor.id).ttl > 0
     survivor.revoke()
 
 
-def test_keep_alive_of_an_existing_lease(client):
-    granted = client.grant(2)
-    handle = client.keep_alive(granted.id)
+def test_keep_alive_of_an_existing_lease(driver):
+    granted = driver.grant(2)
+    handle = driver.keep_alive(granted.id)
     time.sleep(3)
-    assert client.time_to_live(granted.id).ttl > 0 and handle.alive
+    assert driver.time_to_live(granted.id).ttl > 0 and handle.alive
     handle.revoke()
 
 
-def test_keep_alive_survives_a_server_restart():
+@pytest.mark.parametrize("kind", KINDS)
+def test_keep_alive_survives_a_server_restart(kind):
     with EtcdServer() as server:
-        with etcdfast.Client(server.endpoint, timeout=5) as client:
+        with Driver(kind, server.endpoint, timeout=5) as client:
             lease = client.lease(6).grant()
             client.put("k", "v", lease=lease)
             server.kill()
@@ -129,9 +148,10 @@ def test_keep_alive_survives_a_server_restart():
             assert client.get_value("k") == b"v"
 
 
-def test_lease_expired_while_server_down_is_reported():
+@pytest.mark.parametrize("kind", KINDS)
+def test_lease_expired_while_server_down_is_reported(kind):
     with EtcdServer() as server:
-        with etcdfast.Client(server.endpoint, timeout=5) as client:
+        with Driver(kind, server.endpoint, timeout=5) as client:
             lease = client.lease(2).grant()
             server.pause()  # the stream stays open but nothing answers
             try:
@@ -141,17 +161,19 @@ def test_lease_expired_while_server_down_is_reported():
             assert isinstance(lease.lost, LeaseExpiredError)
 
 
-def test_close_stops_keep_alive_threads(etcd_server):
-    before = set(_etcdfast_threads())
-    client = etcdfast.Client(etcd_server.endpoint, timeout=5)
-    lease = client.lease(5).grant()
-    assert any(t.name == "etcdfast-keepalive" for t in _etcdfast_threads())
-    client.close()
-    time.sleep(0.2)
-    assert set(_etcdfast_threads()) <= before
-    client2 = etcdfast.Client(etcd_server.endpoint, timeout=5)
-    client2.revoke(lease.id)
-    client2.close()
+@pytest.mark.parametrize("kind", KINDS)
+def test_close_stops_keep_alive_threads(etcd_server, kind):
+    # The workers differ by design: etcdfast-* threads (sync; the whole
+    # process's, hence the comparison with before), tasks on the loop (async).
+    with Driver(kind, etcd_server.endpoint, timeout=5) as client:
+        before = client.workers()
+        lease = client.lease(5).grant()
+        assert any(_name(w) == "etcdfast-keepalive" for w in client.workers())
+        client.close()
+        time.sleep(0.2)
+        assert client.workers() <= before
+    with Driver(kind, etcd_server.endpoint, timeout=5) as client2:
+        client2.revoke(lease.id)
 
 
 class _Handle(LeaseHandle):

@@ -142,6 +142,17 @@ def has_key(key: bytes) -> Callable[[List[Any]], bool]:
     return lambda events: any(e.key == key for e in events)
 
 
+def only_own_events(d: Driver, p: bytes, cancelled: bytes, watches: Dict[bytes, Any]) -> None:
+    """Put the cancelled watch's key, then each watch's key: every watch gets
+    exactly its own event (a misrouted answer would hand it the cancelled one's)."""
+    d.put(p + cancelled, b"0")
+    for i, name in enumerate(watches, 1):
+        d.put(p + name, b"%d" % i)
+    for i, (name, watch) in enumerate(watches.items(), 1):
+        got = collect(d, watch, has_key(p + name), linger=0.3 if i == 1 else 0.0)
+        assert [(e.key, e.value) for e in got] == [(p + name, b"%d" % i)]
+
+
 def watchers(server: EtcdServer) -> float:
     """etcd's gauge of server-side watchers (all streams), from /metrics."""
     body = server._http_get("/metrics", timeout=5.0)
@@ -186,13 +197,7 @@ def test_timed_out_creation_does_not_poison_the_next_watch(kind, twin, caplog):
         finally:
             server.resume()
         watch_b = d.watch(p + b"b")
-        d.put(p + b"a", b"1")
-        d.put(p + b"b", b"2")
-        d.put(p + b"opener", b"3")
-        got_b = collect(d, watch_b, has_key(p + b"b"))
-        assert [(e.key, e.value) for e in got_b] == [(p + b"b", b"2")]
-        got_opener = collect(d, opener, has_key(p + b"opener"), linger=0.0)
-        assert [e.key for e in got_opener] == [p + b"opener"]
+        only_own_events(d, p, b"a", {b"b": watch_b, b"opener": opener})
         # The server-side watch on a is gone: the opener and b remain.
         assert settle_watchers(d, server, 2) == 2
         assert unexpected_answers(caplog) == []
@@ -376,13 +381,7 @@ def test_cancel_while_the_stream_reconnects_does_not_poison_the_next_watch(serve
         finally:
             server.resume()
         watch_b = d.watch(p + b"b")
-        d.put(p + b"a", b"1")
-        d.put(p + b"x", b"2")
-        d.put(p + b"b", b"3")
-        got_b = collect(d, watch_b, has_key(p + b"b"))
-        assert [(e.key, e.value) for e in got_b] == [(p + b"b", b"3")]
-        got_x = collect(d, watch_x, has_key(p + b"x"), linger=0.0)
-        assert [e.key for e in got_x] == [p + b"x"]
+        only_own_events(d, p, b"a", {b"b": watch_b, b"x": watch_x})
         assert unexpected_answers(caplog) == []
         d.run(watch_b.cancel())
         d.run(watch_x.cancel())

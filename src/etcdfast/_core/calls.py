@@ -148,9 +148,11 @@ class _Machine:
 
     def time_left(self) -> Optional[float]:
         """The deadline to give grpc for the next attempt (None: none)."""
-        if self.timeout == NO_DEADLINE:
+        timeout = self.timeout
+        if timeout == NO_DEADLINE:
             return None
-        return max(self.timeout - (self.state._clock() - self.started_at), 0.001)
+        left = timeout - (self.state._clock() - self.started_at)
+        return left if left > 0.001 else 0.001
 
     def dial_wait(self) -> float:
         """How long to wait for the first connection: ``dial_timeout``, or less if

@@ -44,6 +44,8 @@ def positive(name: str, value: Optional[int], default: int) -> int:
 
 def lease_id(lease: object, *, name: str = "lease") -> int:
     """A lease ID (``>= 0``; 0 means no lease) given as an int or any object with an ``id``."""
+    if lease.__class__ is int and 0 <= lease <= INT64_MAX:
+        return lease  # the common case: an ID (often 0)
     value = getattr(lease, "id", lease)
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int ID or a Lease, not {type(lease).__name__}")

@@ -29,8 +29,11 @@ from .errors import (
     ClosedDuringCallError,
     ClusterError,
     CompactedError,
+    ConcurrencyError,
     ConnectionLostError,
     DuplicateKeyError,
+    ElectionNoLeaderError,
+    ElectionNotLeaderError,
     EmptyKeyError,
     EtcdError,
     FutureRevisionError,
@@ -54,6 +57,7 @@ from .types import (
     AlarmType,
     AuthStatus,
     BulkResult,
+    CampaignResult,
     CompactResult,
     DefragmentResult,
     DeleteResult,
@@ -63,9 +67,11 @@ from .types import (
     HashKVResult,
     HashResult,
     KeyValue,
+    LeaderKey,
     LeaseGrant,
     LeaseKeepAlive,
     LeaseTimeToLive,
+    LockResult,
     Member,
     MemberAddResult,
     MemberListResult,
@@ -87,7 +93,10 @@ from .types import (
 if TYPE_CHECKING:
     from ._codec import IMPLEMENTATION
     from ._sync import Client, Lease, Watch
+    from ._sync.concurrency import Election, Mutex, Session
     from .aio import AsyncClient, AsyncLease, AsyncWatch
+    from .aio.concurrency import AsyncElection, AsyncMutex, AsyncSession
+    from .api.concurrency import Isolation
     from .api.txn import Compare, Comparison, Op
 
 __version__ = "0.1.0"
@@ -101,6 +110,13 @@ _LAZY = {
     "AsyncClient": ".aio",
     "AsyncLease": ".aio",
     "AsyncWatch": ".aio",
+    "Session": "._sync.concurrency",
+    "Mutex": "._sync.concurrency",
+    "Election": "._sync.concurrency",
+    "AsyncSession": ".aio.concurrency",
+    "AsyncMutex": ".aio.concurrency",
+    "AsyncElection": ".aio.concurrency",
+    "Isolation": ".api.concurrency",
     "Compare": ".api.txn",
     "Comparison": ".api.txn",
     "Op": ".api.txn",
@@ -127,6 +143,13 @@ __all__ = [
     "AsyncWatch",
     "Lease",
     "AsyncLease",
+    "Session",
+    "Mutex",
+    "Election",
+    "AsyncSession",
+    "AsyncMutex",
+    "AsyncElection",
+    "Isolation",
     "Compare",
     "Comparison",
     "Op",
@@ -137,6 +160,9 @@ __all__ = [
     "DeleteResult",
     "TxnResult",
     "CompactResult",
+    "LockResult",
+    "LeaderKey",
+    "CampaignResult",
     "BulkResult",
     "SortOrder",
     "SortTarget",
@@ -170,6 +196,9 @@ __all__ = [
     "Timeout",
     "BulkWriteError",
     "ClusterError",
+    "ConcurrencyError",
+    "ElectionNotLeaderError",
+    "ElectionNoLeaderError",
     "SnapshotIntegrityError",
     "AuthStatus",
     "Event",

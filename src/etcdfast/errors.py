@@ -74,6 +74,11 @@ __all__ = [
     "NotSupportedForLearnerError",
     "BadLeaderTransfereeError",
     "SnapshotIntegrityError",
+    "ConcurrencyError",
+    "ElectionNotLeaderError",
+    "ElectionNoLeaderError",
+    "RecipeKeyExistsError",
+    "TooManyClientsError",
     "Unavailable",
     "NoLeaderError",
     "TLSError",
@@ -398,6 +403,30 @@ class NotSupportedForLearnerError(ClusterError, FailedPreconditionError):
 
 class BadLeaderTransfereeError(ClusterError, FailedPreconditionError):
     """``move_leader`` names a member that does not exist or is a learner."""
+
+
+# -- concurrency recipes (Go's clientv3/concurrency and contrib/recipes)
+
+
+class ConcurrencyError(EtcdError):
+    """Base for what the locks, elections and recipes report themselves."""
+
+
+class ElectionNotLeaderError(ConcurrencyError):
+    """The election handle is not (or no longer) the leader: campaign first
+    (Go's ``ErrElectionNotLeader``)."""
+
+
+class ElectionNoLeaderError(ConcurrencyError, LookupError):
+    """Nobody leads the election now (Go's ``ErrElectionNoLeader``)."""
+
+
+class RecipeKeyExistsError(ConcurrencyError, FailedPreconditionError):
+    """The key a recipe creates exists already (contrib/recipes' ``ErrKeyExists``)."""
+
+
+class TooManyClientsError(ConcurrencyError):
+    """More processes entered a double barrier than its count (``ErrTooManyClients``)."""
 
 
 class SnapshotIntegrityError(EtcdError):

@@ -159,6 +159,14 @@ class TxnResult(NamedTuple):
     succeeded: bool
     responses: List[Optional["OpResult"]]
 
+    def get_result(self, index: int) -> GetResult:
+        """``responses[index]`` as the :class:`GetResult` it must be (TypeError
+        if that op was not a get): typed access for type checkers."""
+        result = self.responses[index]
+        if not isinstance(result, GetResult):
+            raise TypeError(f"op {index} of the txn answered {type(result).__name__}, not GetResult")
+        return result
+
 
 class CompactResult(NamedTuple):
     """Answer to a compaction."""
@@ -508,3 +516,27 @@ class Role(NamedTuple):
 
     name: str
     permissions: List[Permission]
+
+
+class LockResult(NamedTuple):
+    """Answer of etcd's Lock service: the key that holds the lock (give it to ``unlock``)."""
+
+    header: ResponseHeader
+    key: bytes
+
+
+class LeaderKey(NamedTuple):
+    """A leadership won through etcd's Election service (give it to
+    ``election_proclaim``/``election_resign``)."""
+
+    name: bytes
+    key: bytes
+    rev: int
+    lease: int
+
+
+class CampaignResult(NamedTuple):
+    """Answer of the Election service's Campaign: the leadership won."""
+
+    header: ResponseHeader
+    leader: LeaderKey

@@ -24,6 +24,7 @@ import inspect
 import sys
 from typing import Any, Awaitable, Callable, Optional, TypeVar
 
+from ..api.plan import Plan
 from ..api.request import Request
 
 if sys.version_info >= (3, 10):
@@ -31,11 +32,15 @@ if sys.version_info >= (3, 10):
 else:  # pragma: no cover - Python 3.9
     from typing_extensions import Concatenate, ParamSpec
 
-__all__ = ["sync_unary", "async_unary", "sync_method", "async_method", "bind_signature", "P", "Concatenate"]
+__all__ = [
+    "sync_unary", "async_unary", "sync_method", "async_method", "sync_plan", "async_plan",
+    "bind_signature", "P", "Concatenate",
+]
 
 P = ParamSpec("P")
 T = TypeVar("T")
 B = TypeVar("B")
+S = TypeVar("S")
 
 
 def bind_signature(build: Callable[..., Any], method: Callable[..., Any], returns: str,
@@ -125,3 +130,42 @@ def async_method(
 
     bind_signature(build, method, f"Awaitable[{returns}]", doc)
     return method
+
+
+def sync_plan(plan: Callable[Concatenate[S, P], "Plan[T]"]) -> Callable[Concatenate[S, P], T]:
+    """A method of a recipe handle (a Mutex...): the plan its state makes, run
+    by the handle's client (``self._client``)."""
+
+    def method(self: Any, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return self._client._run_plan(plan(self, *args, **kwargs))  # type: ignore[no-any-return]
+
+    _bind_plan(plan, method, _plan_result(plan))
+    return method
+
+
+def async_plan(plan: Callable[Concatenate[S, P], "Plan[T]"]) -> Callable[Concatenate[S, P], Awaitable[T]]:
+    """The asyncio :func:`sync_plan`: a coroutine method."""
+
+    async def method(self: Any, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return await self._client._run_plan(plan(self, *args, **kwargs))  # type: ignore[no-any-return]
+
+    _bind_plan(plan, method, f"Awaitable[{_plan_result(plan)}]")
+    return method
+
+
+def _bind_plan(plan: Callable[..., Any], method: Callable[..., Any], returns: str) -> None:
+    # ``MutexState.lock_plan`` becomes ``Mutex.lock``: same docs and parameters
+    # (its own ``self`` included), named without the suffix.
+    functools.update_wrapper(method, plan)
+    del method.__wrapped__  # type: ignore[attr-defined]
+    method.__name__ = plan.__name__.removesuffix("_plan")
+    method.__qualname__ = method.__qualname__.removesuffix("_plan")
+    method.__signature__ = inspect.signature(plan).replace(  # type: ignore[attr-defined]
+        return_annotation=returns)
+
+
+def _plan_result(plan: Callable[..., Any]) -> str:
+    annotation = str(inspect.signature(plan).return_annotation).strip("'\"")
+    if annotation.startswith("Plan[") and annotation.endswith("]"):
+        return annotation[len("Plan["):-1]
+    return annotation

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable, Generator, List, Optional, Type, TypeVar, Union
+from typing import Any, Callable, Iterator, List, Optional, Type, TypeVar, Union
 
 from .._core.endpoints import synced_endpoints
 from .._core.methods import sync_method, sync_unary
@@ -14,22 +14,29 @@ from .._core.watch_hub import WatchItem
 from ..api import auth as _auth
 from ..api import bulk as _bulk
 from ..api import cluster as _cluster
+from ..api import concurrency as _concurrency
 from ..api import kv as _kv
 from ..api import lease as _lease
 from ..api import maintenance as _maint
+from ..api import services as _services
 from ..api import txn as _txn
+from ..api.kv import KeyLike
+from ..api.plan import Plan
 from ..api.request import Request
 from ..api.watch import watch_spec
 from ..errors import ClientClosedError, EtcdError
-from ..types import SnapshotResult
+from ..types import KeyValue, SnapshotResult
 from . import bulk as _sync_bulk
+from .concurrency import Barrier, PriorityQueue, Queue, Session, run_stm
 from .executor import Executor
 from .lease import KeepAliveStream, Lease
+from .plans import run_plan
 from .watch import Watch, WatchStream, start_callback_thread, watch_method
 
 __all__ = ["Client"]
 
 T = TypeVar("T")
+L = TypeVar("L", bound=Lease)
 
 log = logging.getLogger("etcdfast")
 
@@ -38,19 +45,32 @@ def _first_answer(client: "Client", request: Request[T]) -> T:
     return client._executor.first(request)
 
 
-def _run_plan(client: "Client", plan: Generator[Request[Any], Any, T]) -> T:
-    return client._executor.run_plan(plan)
+def _observe(client: "Client", request: Request[KeyValue]) -> Iterator[KeyValue]:
+    for raw in client._executor.stream(request):
+        yield request.decode(raw, client._revisions)
 
 
 def _lease_handle(client: "Client", spec: _lease.LeaseSpec) -> Lease:
     return Lease(client, spec.ttl, spec.id, keep_alive=spec.keep_alive, on_lost=spec.on_lost)
 
 
-def _adopt_lease(client: "Client", spec: _lease.LeaseSpec) -> Lease:
-    handle = Lease(client, client.time_to_live(spec.id).granted_ttl, spec.id, on_lost=spec.on_lost)
+def _adopt(client: "Client", spec: _lease.LeaseSpec, kind: Type[L]) -> L:
+    """A handle of an existing lease, kept alive (its TTL read from the server:
+    LeaseNotFoundError if it is gone)."""
+    handle = kind(client, client.time_to_live(spec.id).granted_ttl, spec.id, on_lost=spec.on_lost)
     handle.granted = True
     client._keepalive().add(handle)
     return handle
+
+
+def _adopt_lease(client: "Client", spec: _lease.LeaseSpec) -> Lease:
+    return _adopt(client, spec, Lease)
+
+
+def _open_session(client: "Client", spec: _lease.LeaseSpec) -> Session:
+    if spec.id:
+        return _adopt(client, spec, Session)
+    return Session(client, spec.ttl, on_lost=spec.on_lost).grant()
 
 
 def _save_snapshot(client: "Client", plan: _maint.SnapshotPlan) -> SnapshotResult:
@@ -162,6 +182,37 @@ class Client(ClientState):
                 self._watch_stream = WatchStream(self._executor, authenticated=self._user is not None)
             return self._watch_stream
 
+    # -- Concurrency (Go's clientv3/concurrency, etcd's contrib/recipes) ----------
+
+    session = sync_method(_concurrency.session, _open_session, returns="Session")
+    stm = sync_method(_concurrency.stm, run_stm, returns="TxnResult")
+
+    def _run_plan(self, plan: "Plan[T]") -> T:
+        return run_plan(self, plan)
+
+    def barrier(self, key: KeyLike) -> Barrier:
+        """A barrier on ``key`` (contrib/recipes' ``Barrier``): ``hold()``,
+        ``wait()`` (until released), ``release()``."""
+        return Barrier(self, key)
+
+    def queue(self, prefix: KeyLike) -> Queue:
+        """A FIFO queue under ``prefix`` (contrib/recipes' ``Queue``)."""
+        return Queue(self, prefix)
+
+    def priority_queue(self, prefix: KeyLike) -> PriorityQueue:
+        """A priority queue under ``prefix`` (contrib/recipes' ``PriorityQueue``)."""
+        return PriorityQueue(self, prefix)
+
+    # etcd's server-side Lock and Election services (v3lock, v3election)
+    lock = sync_unary(_services.lock)
+    unlock = sync_unary(_services.unlock)
+    election_campaign = sync_unary(_services.election_campaign)
+    election_proclaim = sync_unary(_services.election_proclaim)
+    election_leader = sync_unary(_services.election_leader)
+    election_resign = sync_unary(_services.election_resign)
+    election_observe = sync_method(_services.election_observe, _observe,
+                                   returns="Iterator[KeyValue]")
+
     # -- Cluster -----------------------------------------------------------------
 
     member_list = sync_unary(_cluster.member_list)
@@ -176,7 +227,7 @@ class Client(ClientState):
     defragment = sync_unary(_maint.defragment)
     alarms = sync_unary(_maint.alarms)
     alarm_activate = sync_unary(_maint.alarm_activate)
-    alarm_disarm = sync_method(_maint.alarm_disarm, _run_plan, returns="List[Alarm]")
+    alarm_disarm = sync_method(_maint.alarm_disarm, run_plan, returns="List[Alarm]")
     hash = sync_unary(_maint.hash)
     hash_kv = sync_unary(_maint.hash_kv)
     move_leader = sync_unary(_maint.move_leader)

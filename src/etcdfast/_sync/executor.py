@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from typing import Any, Dict, Generator, Iterator, List, Optional, TypeVar
+from typing import Any, Dict, Iterator, List, Optional, TypeVar
 
 import grpc
 
@@ -137,16 +137,6 @@ class Executor:
             return call.slept()  # type: ignore[no-any-return]
         assert action == PROBE
         return call.probed(self._probe())  # type: ignore[no-any-return]
-
-    def run_plan(self, plan: Generator[Request[Any], Any, T]) -> T:
-        """Run a plan of several calls (a generator that yields Requests and
-        receives their results, e.g. ``api.maintenance.alarm_disarm``)."""
-        try:
-            request = next(plan)
-            while True:
-                request = plan.send(self.run(request))
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
 
     # -- server streams --------------------------------------------------------
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, TypeVar
 
 from .._core.keepalive import KeepAliveSchedule, LeaseHandle, report_lost
 from ..api.lease import KEEPALIVE
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from .executor import Executor
 
 __all__ = ["Lease", "KeepAliveStream"]
+
+L = TypeVar("L", bound="Lease")
 
 log = logging.getLogger("etcdfast.lease")
 
@@ -58,7 +60,7 @@ class Lease(LeaseHandle):
         self._keep_alive = keep_alive
         self._ended = threading.Event()
 
-    def grant(self, *, timeout: Optional[float] = None) -> "Lease":
+    def grant(self: L, *, timeout: Optional[float] = None) -> L:
         """Grant the lease (once) and start keeping it alive if asked to."""
         if not self.granted:
             self._granted(self._client.grant(self.ttl, self.id, timeout=timeout))
@@ -89,7 +91,7 @@ class Lease(LeaseHandle):
     def _signal_ended(self) -> None:
         self._ended.set()
 
-    def __enter__(self) -> "Lease":
+    def __enter__(self: L) -> L:
         return self.grant()
 
     def __exit__(self, *exc: object) -> None:

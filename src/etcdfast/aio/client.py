@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from typing import Any, Callable, Generator, List, Optional, Type, TypeVar, Union
+from typing import Any, AsyncIterator, Callable, List, Optional, Type, TypeVar, Union
 
 from .._core.endpoints import synced_endpoints
 from .._core.methods import async_method, async_unary, sync_method
@@ -15,22 +15,29 @@ from .._core.watch_hub import WatchItem
 from ..api import auth as _auth
 from ..api import bulk as _bulk
 from ..api import cluster as _cluster
+from ..api import concurrency as _concurrency
 from ..api import kv as _kv
 from ..api import lease as _lease
 from ..api import maintenance as _maint
+from ..api import services as _services
 from ..api import txn as _txn
+from ..api.kv import KeyLike
+from ..api.plan import Plan
 from ..api.request import Request
 from ..api.watch import watch_spec
 from ..errors import ClientClosedError, EtcdError
-from ..types import SnapshotResult
+from ..types import KeyValue, SnapshotResult
 from . import bulk as _aio_bulk
+from .concurrency import AsyncBarrier, AsyncPriorityQueue, AsyncQueue, AsyncSession, run_stm
 from .executor import AsyncExecutor
 from .lease import AsyncKeepAliveStream, AsyncLease
+from .plans import run_plan
 from .watch import AsyncWatch, AsyncWatchStream, start_callback_task, watch_method
 
 __all__ = ["AsyncClient"]
 
 T = TypeVar("T")
+L = TypeVar("L", bound=AsyncLease)
 
 log = logging.getLogger("etcdfast")
 
@@ -39,20 +46,33 @@ async def _first_answer(client: "AsyncClient", request: Request[T]) -> T:
     return await client._executor.first(request)
 
 
-async def _run_plan(client: "AsyncClient", plan: Generator[Request[Any], Any, T]) -> T:
-    return await client._executor.run_plan(plan)
+async def _observe(client: "AsyncClient", request: Request[KeyValue]) -> AsyncIterator[KeyValue]:
+    async for raw in client._executor.stream(request):
+        yield request.decode(raw, client._revisions)
 
 
 def _lease_handle(client: "AsyncClient", spec: _lease.LeaseSpec) -> AsyncLease:
     return AsyncLease(client, spec.ttl, spec.id, keep_alive=spec.keep_alive, on_lost=spec.on_lost)
 
 
-async def _adopt_lease(client: "AsyncClient", spec: _lease.LeaseSpec) -> AsyncLease:
+async def _adopt(client: "AsyncClient", spec: _lease.LeaseSpec, kind: Type[L]) -> L:
+    """A handle of an existing lease, kept alive (its TTL read from the server:
+    LeaseNotFoundError if it is gone)."""
     ttl = (await client.time_to_live(spec.id)).granted_ttl
-    handle = AsyncLease(client, ttl, spec.id, on_lost=spec.on_lost)
+    handle = kind(client, ttl, spec.id, on_lost=spec.on_lost)
     handle.granted = True
     client._keepalive().add(handle)
     return handle
+
+
+async def _adopt_lease(client: "AsyncClient", spec: _lease.LeaseSpec) -> AsyncLease:
+    return await _adopt(client, spec, AsyncLease)
+
+
+async def _open_session(client: "AsyncClient", spec: _lease.LeaseSpec) -> AsyncSession:
+    if spec.id:
+        return await _adopt(client, spec, AsyncSession)
+    return await AsyncSession(client, spec.ttl, on_lost=spec.on_lost).grant()
 
 
 async def _save_snapshot(client: "AsyncClient", plan: _maint.SnapshotPlan) -> SnapshotResult:
@@ -166,6 +186,37 @@ class AsyncClient(ClientState):
             self._watch_stream = AsyncWatchStream(self._executor, authenticated=self._user is not None)
         return self._watch_stream
 
+    # -- Concurrency (Go's clientv3/concurrency, etcd's contrib/recipes) ----------
+
+    session = async_method(_concurrency.session, _open_session, returns="AsyncSession")
+    stm = async_method(_concurrency.stm, run_stm, returns="TxnResult")
+
+    async def _run_plan(self, plan: "Plan[T]") -> T:
+        return await run_plan(self, plan)
+
+    def barrier(self, key: KeyLike) -> AsyncBarrier:
+        """A barrier on ``key`` (contrib/recipes' ``Barrier``): ``await hold()``,
+        ``await wait()`` (until released), ``await release()``."""
+        return AsyncBarrier(self, key)
+
+    def queue(self, prefix: KeyLike) -> AsyncQueue:
+        """A FIFO queue under ``prefix`` (contrib/recipes' ``Queue``)."""
+        return AsyncQueue(self, prefix)
+
+    def priority_queue(self, prefix: KeyLike) -> AsyncPriorityQueue:
+        """A priority queue under ``prefix`` (contrib/recipes' ``PriorityQueue``)."""
+        return AsyncPriorityQueue(self, prefix)
+
+    # etcd's server-side Lock and Election services (v3lock, v3election)
+    lock = async_unary(_services.lock)
+    unlock = async_unary(_services.unlock)
+    election_campaign = async_unary(_services.election_campaign)
+    election_proclaim = async_unary(_services.election_proclaim)
+    election_leader = async_unary(_services.election_leader)
+    election_resign = async_unary(_services.election_resign)
+    election_observe = sync_method(_services.election_observe, _observe,
+                                   returns="AsyncIterator[KeyValue]")
+
     # -- Cluster -----------------------------------------------------------------
 
     member_list = async_unary(_cluster.member_list)
@@ -180,7 +231,7 @@ class AsyncClient(ClientState):
     defragment = async_unary(_maint.defragment)
     alarms = async_unary(_maint.alarms)
     alarm_activate = async_unary(_maint.alarm_activate)
-    alarm_disarm = async_method(_maint.alarm_disarm, _run_plan, returns="List[Alarm]")
+    alarm_disarm = async_method(_maint.alarm_disarm, run_plan, returns="List[Alarm]")
     hash = async_unary(_maint.hash)
     hash_kv = async_unary(_maint.hash_kv)
     move_leader = async_unary(_maint.move_leader)

@@ -11,7 +11,7 @@ closed, and those become :class:`~etcdfast.errors.ClosedDuringCallError`.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator, Callable, Dict, Generator, List, Optional, TypeVar
+from typing import Any, AsyncIterator, Callable, Dict, List, Optional, TypeVar
 
 import grpc
 import grpc.aio
@@ -129,15 +129,6 @@ class AsyncExecutor:
             return call.slept()  # type: ignore[no-any-return]
         assert action == PROBE
         return call.probed(await self._probe())  # type: ignore[no-any-return]
-
-    async def run_plan(self, plan: Generator[Request[Any], Any, T]) -> T:
-        """Run a plan of several calls (see ``etcdfast._sync.executor.Executor.run_plan``)."""
-        try:
-            request = next(plan)
-            while True:
-                request = plan.send(await self.run(request))
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
 
     # -- server streams --------------------------------------------------------
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Optional
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Optional, TypeVar
 
 from .._core.keepalive import KeepAliveSchedule, LeaseHandle, report_lost
 from ..api.lease import KEEPALIVE
@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from .executor import AsyncExecutor
 
 __all__ = ["AsyncLease", "AsyncKeepAliveStream"]
+
+L = TypeVar("L", bound="AsyncLease")
 
 log = logging.getLogger("etcdfast.lease")
 
@@ -43,7 +45,7 @@ class AsyncLease(LeaseHandle):
         self._keep_alive = keep_alive
         self._ended: Optional[asyncio.Event] = None  # made in the loop, on first use
 
-    async def grant(self, *, timeout: Optional[float] = None) -> "AsyncLease":
+    async def grant(self: L, *, timeout: Optional[float] = None) -> L:
         """Grant the lease (once) and start keeping it alive if asked to."""
         if not self.granted:
             self._granted(await self._client.grant(self.ttl, self.id, timeout=timeout))
@@ -83,7 +85,7 @@ class AsyncLease(LeaseHandle):
         if self._ended is not None:
             self._ended.set()
 
-    async def __aenter__(self) -> "AsyncLease":
+    async def __aenter__(self: L) -> L:
         return await self.grant()
 
     async def __aexit__(self, *exc: object) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Callable, Generator, List, NamedTuple, Optional, Union
+from typing import Any, Callable, List, NamedTuple, Optional, Union
 
 from .. import _schema
 from ..errors import InvalidArgumentError
@@ -29,6 +29,7 @@ from ..types import (
 )
 from .args import non_negative
 from .cluster import member_id as _member_id
+from .plan import Plan, Steps
 from .request import Request, SlowRequest, check_timeout
 
 __all__ = [
@@ -58,8 +59,6 @@ MOVE_LEADER = "/etcdserverpb.Maintenance/MoveLeader"
 _GET, _ACTIVATE, _DEACTIVATE = 0, 1, 2
 
 ProgressCallback = Callable[[int, int], Any]
-#: Several calls, one after the other: yields Requests, receives their results.
-Plan = Generator[Request[Any], Any, Any]
 
 
 def _serialize(name: str, **fields: Any) -> bytes:
@@ -159,7 +158,7 @@ def alarm_disarm(
     alarm: Union[AlarmType, int] = AlarmType.NONE,
     *,
     timeout: Optional[float] = None,
-) -> "Generator[Request[Any], Any, List[Alarm]]":
+) -> "Plan[List[Alarm]]":
     """Clear alarms; returns the ones cleared.
 
     ``member_id=0`` means every member and ``AlarmType.NONE`` every alarm
@@ -169,13 +168,12 @@ def alarm_disarm(
     member = 0 if member_id == 0 else _member_id(member_id)
     kind = _alarm_type(alarm)
     check_timeout(timeout)
-    return _alarm_disarm_plan(member, kind, timeout)
+    return Plan(_alarm_disarm_steps(member, kind, timeout))
 
 
-def _alarm_disarm_plan(
+def _alarm_disarm_steps(
     member: int, kind: AlarmType, timeout: Optional[float]
-) -> "Generator[Request[Any], Any, List[Alarm]]":
-    # A plan: the executor sends each yielded Request and sends its result back.
+) -> "Steps[List[Alarm]]":
     if member and kind != AlarmType.NONE:
         targets = [Alarm(member, kind)]
     else:

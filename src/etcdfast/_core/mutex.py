@@ -1,0 +1,136 @@
+"""A distributed lock with Go's key layout and algorithm, as plans (no IO).
+
+Each holder or waiter of the lock ``name`` owns one key, ``name/<lease id in
+lowercase hex>``, attached to its session's lease (exactly what Go's
+``concurrency.Mutex`` and ``etcdctl lock NAME`` write, so Go and Python
+processes exclude each other). The lock belongs to the key with the lowest
+create revision. A waiter watches the deletion of the key just before its
+own -- the newest one created before it -- not the whole prefix, so a
+release wakes one waiter, not all of them.
+
+Fencing: :attr:`MutexState.key` and :attr:`MutexState.revision` (the key's
+create revision) identify this hold; :meth:`MutexState.is_owner` is a Txn
+compare that holds only while this process still owns the lock, so a write
+guarded by it can never land after the lock passed on (a paused process
+whose lease expired, say).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from .. import _codec
+from ..api import kv
+from ..api.kv import KeyLike
+from ..api.plan import Plan, Steps, wait_deletes
+from ..api.txn import Compare, Comparison, Op, txn
+from ..errors import EmptyKeyError, EtcdError
+from ..types import ResponseHeader, TxnResult
+
+__all__ = ["MutexState", "lock_prefix"]
+
+
+def lock_prefix(name: KeyLike) -> bytes:
+    """``name`` + ``/``: the prefix under which a lock's or an election's keys live."""
+    key: bytes = _codec.keys.to_bytes(name)
+    if not key:
+        raise EmptyKeyError("the name must not be empty")
+    return key + b"/"
+
+
+class MutexState:
+    """What a lock handle knows, and the plans that lock and unlock it."""
+
+    def __init__(self, lease: int, name: KeyLike) -> None:
+        self.prefix = lock_prefix(name)
+        self._lease = lease
+        #: This process's key while it holds or waits for the lock (None otherwise).
+        self.key: Optional[bytes] = None
+        #: The key's create revision: the fencing token of this hold (-1: none).
+        self.revision = -1
+        #: The header of the answer that gave this process the lock.
+        self.header: Optional[ResponseHeader] = None
+
+    @property
+    def locked(self) -> bool:
+        """Whether this handle holds the lock (as far as it knows: see :meth:`is_owner`)."""
+        return self.header is not None
+
+    def is_owner(self) -> Comparison:
+        """A Txn compare that holds only while this hold is the owner's:
+        ``txn(compare=[mutex.is_owner()], success=[...])`` never writes after
+        the lock passed on."""
+        return Compare.create_revision(self.key or b"\x00") == self.revision
+
+    def _acquire(self) -> "Steps[bool]":
+        """Put my key (or find it, if this session already has one) and read
+        the owner: one Txn for the uncontended path. True if I own the lock."""
+        key = self.prefix + b"%x" % self._lease
+        owner = Op.get(self.prefix, prefix=True, sort_target="create", sort_order="ascend", limit=1)
+        self.key = key
+        result: TxnResult = yield txn(
+            compare=[Compare.create_revision(key) == 0],
+            success=[Op.put(key, b"", lease=self._lease), owner],
+            failure=[Op.get(key), owner],
+        )
+        self.revision = (result.header.revision if result.succeeded
+                         else result.get_result(0).kvs[0].create_revision)
+        holders = result.get_result(1).kvs
+        if not holders or holders[0].create_revision == self.revision:
+            self.header = result.header
+            return True
+        return False
+
+    def _lock_steps(self) -> "Steps[None]":
+        try:
+            if (yield from self._acquire()):
+                return
+            self.header = yield from wait_deletes(self.prefix, self.revision - 1)
+        except GeneratorExit:  # closed by its consumer: nothing to clean
+            raise
+        except BaseException:
+            # A timeout, Ctrl-C, a cancelled task, a failed call: leave no key
+            # behind (the next waiter would wait on it until the lease expires).
+            yield from self._release_quietly()
+            raise
+
+    def _release_quietly(self) -> "Steps[None]":
+        try:
+            yield from self._unlock_steps()
+        except EtcdError:
+            pass  # the key goes with the session's lease anyway
+
+    def _try_lock_steps(self) -> "Steps[bool]":
+        try:
+            owned = yield from self._acquire()
+        except GeneratorExit:  # closed by its consumer: nothing to clean
+            raise
+        except BaseException:
+            yield from self._release_quietly()
+            raise
+        if not owned:
+            yield from self._unlock_steps()
+        return owned
+
+    def _unlock_steps(self) -> "Steps[None]":
+        key = self.key
+        if key is not None:
+            yield kv.delete(key)
+        self.key, self.revision, self.header = None, -1, None
+
+    def lock_plan(self, timeout: Optional[float] = None) -> "Plan[None]":
+        """Wait until this process holds the lock (at most ``timeout`` seconds:
+        Timeout, and no key left behind)."""
+        return Plan(self._lock_steps(), timeout)
+
+    def try_lock_plan(self) -> "Plan[bool]":
+        """Take the lock if it is free now; False (and no key left) if not."""
+        return Plan(self._try_lock_steps())
+
+    def unlock_plan(self) -> "Plan[None]":
+        """Release the lock (delete this process's key)."""
+        return Plan(self._unlock_steps())
+
+    def __repr__(self) -> str:
+        state = f"held rev={self.revision}" if self.locked else "not held"
+        return f"<{type(self).__name__} {self.prefix!r} {state}>"

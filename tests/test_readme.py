@@ -118,17 +118,20 @@ BULK = "summary = client.put_many(((f\"/big/{i:08d}\", payload) for i in range(1
 CLUSTER = "client = etcdfast.Client("
 ERRORS = "try:"
 PLUGIN = "# tests/test_config.py -- no conftest needed"
+CONCURRENCY = "from etcdfast.concurrency import Stm"
 
 #: Names a block takes from earlier blocks, as code run (and type-checked) before it.
 PREAMBLES: Dict[str, str] = {
     BULK: f'import etcdfast\nclient = etcdfast.Client("{README_ENDPOINT}", timeout=30)\n'
           'payload = b"x" * 100\n',
     CLUSTER: "import etcdfast\n",
+    CONCURRENCY: "import etcdfast\nfrom etcdfast import Op\n",
     ERRORS: f'import etcdfast\nclient = etcdfast.Client("{README_ENDPOINT}", timeout=30)\n',
 }
 
 #: Prefixes the README's examples write on the session server; removed after each test.
-README_PREFIXES = ("/app/", "/jobs/", "/big/", "/service/", "/greeting")
+README_PREFIXES = ("/app/", "/jobs/", "/big/", "/service/", "/greeting", "/locks/", "/elections/",
+                   "/accounts/", "/report")
 
 
 def has_top_level_await(code: str) -> bool:
@@ -195,6 +198,15 @@ def test_api_tour(endpoint: str) -> None:
     with etcdfast.Client(endpoint, timeout=30) as client:
         assert client.count("/app/", prefix=True) == 0  # the tour cleans up after itself
         assert client.get_value("/service/me") is None  # its lease was revoked
+
+
+def test_concurrency_example(endpoint: str) -> None:
+    run_python(CONCURRENCY, substitutions=[(README_ENDPOINT, endpoint)])
+    with etcdfast.Client(endpoint, timeout=30) as client:
+        assert client.get_value("/report") == b"done"  # written while holding the lock
+        assert client.get_value("/accounts/a") == b"-10" and client.get_value("/accounts/b") == b"10"
+        assert client.count("/locks/", prefix=True) == 0  # the session's keys went with it
+        assert client.count("/elections/", prefix=True) == 0
 
 
 def test_async_example(endpoint: str) -> None:
@@ -460,6 +472,7 @@ COVERAGE: Dict[str, Callable[..., None]] = {
     BULK: test_bulk_example,
     CLUSTER: test_clusters_tls_auth_example,
     ERRORS: test_errors_example,
+    CONCURRENCY: test_concurrency_example,
     PLUGIN: test_pytest_plugin_example,
     DEMO: test_demo_command,
     TEST_COMMAND: test_test_command_is_what_ci_runs,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import inspect
 from typing import TYPE_CHECKING, Any, AsyncIterator, List, Optional, TypeVar
 
-from ..api.plan import Apply, CloseWatch, Emit, NextEvents, OpenWatch, Plan, time_left
+from ..api.plan import Apply, CloseWatch, Emit, NextEvents, OpenWatch, Plan, PlanRun
 from ..api.request import Request
-from ..errors import EtcdError, Timeout
+from ..errors import EtcdError
 
 if TYPE_CHECKING:
     from .client import AsyncClient
@@ -30,38 +30,27 @@ async def iterate_plan(client: "AsyncClient", plan: "Plan[Any]",
                        result: Optional[List[Any]] = None) -> AsyncIterator[Any]:
     """Run a plan, yielding what it emits; its result goes to ``result``. A
     cancelled task cleans up as any failure does, then stays cancelled."""
-    steps = plan.steps
-    clock = client._clock
-    deadline = plan.deadline(clock())
-    watches: List["AsyncWatch[Any]"] = []
-    value: Any = None
-    error: Optional[BaseException] = None
+    run = PlanRun(plan, client._clock)
+    watches: List[Any] = []
     try:
-        while True:
-            try:
-                step = steps.throw(error) if error is not None else steps.send(value)
-            except StopIteration as done:
-                if result is not None:
-                    result.append(done.value)
-                return
-            value = error = None
+        while (step := run.next_step()) is not None:
             if type(step) is Emit:
                 yield step.value
                 continue
             try:
-                value = await _perform(client, step, time_left(deadline, clock()), watches)
+                run.answered(await _perform(client, step, run.time_left(), watches))
             except BaseException as exc:  # noqa: B036 - into the plan, which cleans up and re-raises
-                error, deadline = exc, None  # clean-up steps run without the plan's deadline
+                run.failed(exc)
+        if result is not None:
+            result.append(run.result)
     finally:
-        steps.close()
+        run.close()
         for watch in watches:
             await watch.cancel()
 
 
 async def _perform(client: "AsyncClient", step: Any, left: Optional[float],
                    watches: List["AsyncWatch[Any]"]) -> Any:
-    if left is not None and left <= 0:
-        raise Timeout("the operation's timeout ran out")
     if isinstance(step, Request):
         if left is not None and (step.timeout is None or step.timeout > left):
             step.timeout = left

@@ -29,13 +29,14 @@ from __future__ import annotations
 from typing import Any, Callable, Generator, Generic, NamedTuple, Optional, Sequence, TypeVar
 
 from .. import _codec
+from ..errors import Timeout
 from ..types import Event, EventType, ResponseHeader
 from . import kv
 from .request import NO_DEADLINE, check_timeout
 
 __all__ = [
     "Plan", "Steps", "OpenWatch", "NextEvents", "CloseWatch", "Emit", "Apply",
-    "wait_events", "wait_deletes", "prefix_end", "time_left",
+    "wait_events", "wait_deletes", "prefix_end", "PlanRun",
 ]
 
 T = TypeVar("T")
@@ -61,9 +62,56 @@ class Plan(Generic[T]):
         return now + self.timeout
 
 
-def time_left(deadline: Optional[float], now: float) -> Optional[float]:
-    """Seconds left until ``deadline`` (None: no deadline)."""
-    return None if deadline is None else deadline - now
+class PlanRun:
+    """One run of a plan: the stepping both runners share.
+
+    A runner loops: :meth:`next_step` (None once the plan returned: its value
+    is :attr:`result`), performs the step -- inside a ``try`` that hands any
+    failure to :meth:`failed`, and asks :meth:`time_left` there too -- and
+    gives its result to :meth:`answered`; :meth:`close` at the end.
+    """
+
+    def __init__(self, plan: "Plan[Any]", clock: Callable[[], float]) -> None:
+        self._steps = plan.steps
+        self._clock = clock
+        self._deadline = plan.deadline(clock())
+        self._value: Any = None
+        self._error: Optional[BaseException] = None
+        self.result: Any = None
+
+    def next_step(self) -> Any:
+        """The plan's next step, or None when it returned."""
+        try:
+            if self._error is not None:
+                step = self._steps.throw(self._error)
+            else:
+                step = self._steps.send(self._value)
+        except StopIteration as done:
+            self.result = done.value
+            return None
+        self._value = self._error = None
+        return step
+
+    def answered(self, value: Any) -> None:
+        self._value = value
+
+    def failed(self, error: BaseException) -> None:
+        """A step failed: the error goes into the plan, and the clean-up steps
+        it yields then run without the plan's deadline."""
+        self._error, self._deadline = error, None
+
+    def time_left(self) -> Optional[float]:
+        """Seconds left of the plan's budget for the next step (None: no budget);
+        Timeout once it ran out."""
+        if self._deadline is None:
+            return None
+        left = self._deadline - self._clock()
+        if left <= 0:
+            raise Timeout("the operation's timeout ran out")
+        return left
+
+    def close(self) -> None:
+        self._steps.close()
 
 
 class OpenWatch(NamedTuple):

@@ -10,7 +10,7 @@ it emits the leader's key-value whenever the leader or its value changes.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 from .. import _codec
 from ..api import kv
@@ -29,12 +29,13 @@ from ..api.plan import (
 from ..api.txn import Compare, Op, txn
 from ..errors import ElectionNoLeaderError, ElectionNotLeaderError, EtcdError
 from ..types import EventType, KeyValue, ResponseHeader, TxnResult
+from .handles import OnSession
 from .mutex import lock_prefix
 
 __all__ = ["ElectionState"]
 
 
-class ElectionState:
+class ElectionState(OnSession):
     """What an election handle knows, and its plans.
 
     ``key``/``revision`` given (Go's ``ResumeElection``): the handle leads
@@ -42,10 +43,10 @@ class ElectionState:
     lease lives on).
     """
 
-    def __init__(self, lease: int, name: KeyLike, *, key: Optional[KeyLike] = None,
+    def __init__(self, session: Any, name: KeyLike, *, key: Optional[KeyLike] = None,
                  revision: int = 0) -> None:
+        super().__init__(session)
         self.prefix = lock_prefix(name)
-        self._lease = lease
         #: The leader key this handle campaigned with (None: not leading).
         self.key: Optional[bytes] = None if key is None else _codec.keys.to_bytes(key)
         #: Its create revision (0: none).

@@ -17,7 +17,7 @@ whose lease expired, say).
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 from .. import _codec
 from ..api import kv
@@ -26,6 +26,7 @@ from ..api.plan import Plan, Steps, wait_deletes
 from ..api.txn import Compare, Comparison, Op, txn
 from ..errors import EmptyKeyError, EtcdError
 from ..types import ResponseHeader, TxnResult
+from .handles import OnSession
 
 __all__ = ["MutexState", "lock_prefix"]
 
@@ -38,12 +39,12 @@ def lock_prefix(name: KeyLike) -> bytes:
     return key + b"/"
 
 
-class MutexState:
+class MutexState(OnSession):
     """What a lock handle knows, and the plans that lock and unlock it."""
 
-    def __init__(self, lease: int, name: KeyLike) -> None:
+    def __init__(self, session: Any, name: KeyLike) -> None:
+        super().__init__(session)
         self.prefix = lock_prefix(name)
-        self._lease = lease
         #: This process's key while it holds or waits for the lock (None otherwise).
         self.key: Optional[bytes] = None
         #: The key's create revision: the fencing token of this hold (-1: none).

@@ -11,7 +11,7 @@ watches for the DELETE only, after the read.
 from __future__ import annotations
 
 import time
-from typing import Optional
+from typing import Any, Optional
 
 from .. import _codec
 from ..api import kv
@@ -20,6 +20,7 @@ from ..api.plan import Plan, Steps, prefix_end, wait_events
 from ..api.txn import Compare, Op, txn
 from ..errors import RecipeKeyExistsError, TooManyClientsError
 from ..types import Event, EventType, GetResult, KeyValue, TxnResult
+from .handles import OnClient, OnSession
 from .mutex import lock_prefix
 
 __all__ = ["RWMutexState", "BarrierState", "DoubleBarrierState", "QueueState", "PriorityQueueState"]
@@ -53,7 +54,7 @@ def _delete_if_unchanged(key: bytes, mod_revision: int) -> "Steps[bool]":
     return result.succeeded
 
 
-class RWMutexState:
+class RWMutexState(OnSession):
     """A readers-writer lock on a session: readers share it, a writer has it alone.
 
     Each holder or waiter puts an ephemeral ``name/read/<ns>`` or
@@ -61,9 +62,9 @@ class RWMutexState:
     writer for everyone before it (contrib's ``RWMutex``).
     """
 
-    def __init__(self, lease: int, name: KeyLike) -> None:
+    def __init__(self, session: Any, name: KeyLike) -> None:
+        super().__init__(session)
         self.prefix = lock_prefix(name)
-        self._lease = lease
         self.key: Optional[KeyValue] = None
 
     def _wait_on_last(self, prefix: bytes) -> "Steps[bool]":
@@ -104,11 +105,12 @@ class RWMutexState:
         return Plan(self._unlock_steps())
 
 
-class BarrierState:
+class BarrierState(OnClient):
     """A barrier: ``hold`` it (create the key), ``wait`` until it is released
     (deleted), ``release`` it."""
 
-    def __init__(self, key: KeyLike) -> None:
+    def __init__(self, client: Any, key: KeyLike) -> None:
+        super().__init__(client)
         self.key: bytes = _codec.keys.to_bytes(key)
 
     def _hold_steps(self) -> "Steps[None]":
@@ -134,17 +136,17 @@ class BarrierState:
         return Plan(self._wait_steps(), timeout)
 
 
-class DoubleBarrierState:
+class DoubleBarrierState(OnSession):
     """``count`` processes ``enter`` together and ``leave`` together
     (contrib's ``DoubleBarrier``: ephemeral ``key/waiters/<ns>`` keys and a
     ``key/ready`` flag)."""
 
-    def __init__(self, lease: int, key: KeyLike, count: int) -> None:
+    def __init__(self, session: Any, key: KeyLike, count: int) -> None:
+        super().__init__(session)
         self.key: bytes = _codec.keys.to_bytes(key)
         if count < 1:
             raise ValueError(f"count must be >= 1, got {count}")
         self.count = count
-        self._lease = lease
         self.mine: Optional[KeyValue] = None
         self._waiters = self.key + b"/waiters"
         self._ready = self.key + b"/ready"
@@ -187,7 +189,7 @@ class DoubleBarrierState:
         return Plan(self._leave_steps(), timeout)
 
 
-class QueueState:
+class QueueState(OnClient):
     """A FIFO queue under a prefix (contrib's ``Queue``): items are keys
     ``prefix/<ns>``; ``dequeue`` claims the oldest with a compare-and-delete,
     waiting for one if the queue is empty."""
@@ -195,7 +197,8 @@ class QueueState:
     #: How the next item to claim is chosen.
     _order = "mod"
 
-    def __init__(self, prefix: KeyLike) -> None:
+    def __init__(self, client: Any, prefix: KeyLike) -> None:
+        super().__init__(client)
         self.prefix: bytes = _codec.keys.to_bytes(prefix)
 
     def _scan_prefix(self) -> bytes:

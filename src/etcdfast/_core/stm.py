@@ -20,7 +20,7 @@ it (the Txn's else branch), so the next run starts with them prefetched.
 
 from __future__ import annotations
 
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .. import _codec
 from ..api import kv
@@ -32,7 +32,7 @@ from ..api.request import Request
 from ..api.txn import Compare, Comparison, Op, txn
 from ..types import GetResult, TxnResult
 
-__all__ = ["StmState"]
+__all__ = ["StmState", "StmWrites"]
 
 
 class StmState:
@@ -167,3 +167,20 @@ class StmState:
         """Run the user's function (``run_apply``) and commit, again until a commit
         succeeds (at most ``timeout`` seconds in all)."""
         return Plan(self._steps(run_apply), timeout)
+
+
+class StmWrites:
+    """What the sync and asyncio STM objects share: the buffered writes (their
+    reads, which may call etcd, are each face's own)."""
+
+    def __init__(self, client: Any, state: StmState) -> None:
+        self._client = client
+        self._state = state
+
+    def put(self, key: KeyLike, value: KeyLike, *, lease: LeaseLike = 0) -> None:
+        """Write ``value`` at commit."""
+        self._state.put(key, value, lease)
+
+    def delete(self, key: KeyLike) -> None:
+        """Delete ``key`` at commit."""
+        self._state.delete(key)

@@ -19,9 +19,9 @@ from .._core.recipes import (
     QueueState,
     RWMutexState,
 )
-from .._core.stm import StmState
+from .._core.stm import StmState, StmWrites
 from ..api.concurrency import StmSpec
-from ..api.kv import KeyLike, LeaseLike
+from ..api.kv import KeyLike
 from ..api.plan import Apply
 from ..types import KeyValue, TxnResult
 from .lease import Lease
@@ -77,11 +77,6 @@ class Mutex(MutexState):
     ``is_owner()`` is a compare that guards a write with it.
     """
 
-    def __init__(self, session: Session, name: KeyLike) -> None:
-        super().__init__(session.id, name)
-        self.session = session
-        self._client = session._client
-
     lock = sync_plan(MutexState.lock_plan)
     try_lock = sync_plan(MutexState.try_lock_plan)
     unlock = sync_plan(MutexState.unlock_plan)
@@ -97,12 +92,6 @@ class Mutex(MutexState):
 class Election(ElectionState):
     """A candidacy in an election (see ``etcdfast._core.election``)."""
 
-    def __init__(self, session: Session, name: KeyLike, *, key: Optional[KeyLike] = None,
-                 revision: int = 0) -> None:
-        super().__init__(session.id, name, key=key, revision=revision)
-        self.session = session
-        self._client = session._client
-
     campaign = sync_plan(ElectionState.campaign_plan)
     proclaim = sync_plan(ElectionState.proclaim_plan)
     resign = sync_plan(ElectionState.resign_plan)
@@ -117,11 +106,6 @@ class Election(ElectionState):
 class RWMutex(RWMutexState):
     """A readers-writer lock (contrib/recipes' ``RWMutex``)."""
 
-    def __init__(self, session: Session, name: KeyLike) -> None:
-        super().__init__(session.id, name)
-        self.session = session
-        self._client = session._client
-
     rlock = sync_plan(RWMutexState.rlock_plan)
     lock = sync_plan(RWMutexState.lock_plan)
     unlock = sync_plan(RWMutexState.unlock_plan)
@@ -129,10 +113,6 @@ class RWMutex(RWMutexState):
 
 class Barrier(BarrierState):
     """A barrier (contrib/recipes' ``Barrier``)."""
-
-    def __init__(self, client: "Client", key: KeyLike) -> None:
-        super().__init__(key)
-        self._client = client
 
     hold = sync_plan(BarrierState.hold_plan)
     release = sync_plan(BarrierState.release_plan)
@@ -142,21 +122,12 @@ class Barrier(BarrierState):
 class DoubleBarrier(DoubleBarrierState):
     """A double barrier (contrib/recipes' ``DoubleBarrier``)."""
 
-    def __init__(self, session: Session, key: KeyLike, count: int) -> None:
-        super().__init__(session.id, key, count)
-        self.session = session
-        self._client = session._client
-
     enter = sync_plan(DoubleBarrierState.enter_plan)
     leave = sync_plan(DoubleBarrierState.leave_plan)
 
 
 class Queue(QueueState):
     """A FIFO queue (contrib/recipes' ``Queue``)."""
-
-    def __init__(self, client: "Client", prefix: KeyLike) -> None:
-        super().__init__(prefix)
-        self._client = client
 
     enqueue = sync_plan(QueueState.enqueue_plan)
     dequeue = sync_plan(QueueState.dequeue_plan)
@@ -165,20 +136,12 @@ class Queue(QueueState):
 class PriorityQueue(PriorityQueueState):
     """A priority queue (contrib/recipes' ``PriorityQueue``)."""
 
-    def __init__(self, client: "Client", prefix: KeyLike) -> None:
-        super().__init__(prefix)
-        self._client = client
-
     enqueue = sync_plan(PriorityQueueState.enqueue_plan)
     dequeue = sync_plan(PriorityQueueState.dequeue_plan)
 
 
-class Stm:
+class Stm(StmWrites):
     """What ``apply`` gets in ``client.stm(apply)``: reads and buffered writes."""
-
-    def __init__(self, client: "Client", state: StmState) -> None:
-        self._client = client
-        self._state = state
 
     def get(self, key: KeyLike, *more: KeyLike) -> Optional[bytes]:
         """The value of ``key`` (None if it does not exist); several keys are
@@ -197,13 +160,6 @@ class Stm:
             self._state.record(keys, self._client._run(request))
         return self._state.mod_revision(keys[0])
 
-    def put(self, key: KeyLike, value: KeyLike, *, lease: LeaseLike = 0) -> None:
-        """Write ``value`` at commit."""
-        self._state.put(key, value, lease)
-
-    def delete(self, key: KeyLike) -> None:
-        """Delete ``key`` at commit."""
-        self._state.delete(key)
 
 
 def run_stm(client: "Client", spec: StmSpec) -> TxnResult:

@@ -18,9 +18,9 @@ from .._core.recipes import (
     QueueState,
     RWMutexState,
 )
-from .._core.stm import StmState
+from .._core.stm import StmState, StmWrites
 from ..api.concurrency import StmSpec
-from ..api.kv import KeyLike, LeaseLike
+from ..api.kv import KeyLike
 from ..api.plan import Apply
 from ..types import KeyValue, TxnResult
 from .lease import AsyncLease
@@ -76,11 +76,6 @@ class AsyncMutex(MutexState):
     ``is_owner()`` is a compare that guards a write with it.
     """
 
-    def __init__(self, session: AsyncSession, name: KeyLike) -> None:
-        super().__init__(session.id, name)
-        self.session = session
-        self._client = session._client
-
     lock = async_plan(MutexState.lock_plan)
     try_lock = async_plan(MutexState.try_lock_plan)
     unlock = async_plan(MutexState.unlock_plan)
@@ -96,12 +91,6 @@ class AsyncMutex(MutexState):
 class AsyncElection(ElectionState):
     """A candidacy in an election (see ``etcdfast._core.election``)."""
 
-    def __init__(self, session: AsyncSession, name: KeyLike, *, key: Optional[KeyLike] = None,
-                 revision: int = 0) -> None:
-        super().__init__(session.id, name, key=key, revision=revision)
-        self.session = session
-        self._client = session._client
-
     campaign = async_plan(ElectionState.campaign_plan)
     proclaim = async_plan(ElectionState.proclaim_plan)
     resign = async_plan(ElectionState.resign_plan)
@@ -116,11 +105,6 @@ class AsyncElection(ElectionState):
 class AsyncRWMutex(RWMutexState):
     """A readers-writer lock (contrib/recipes' ``RWMutex``)."""
 
-    def __init__(self, session: AsyncSession, name: KeyLike) -> None:
-        super().__init__(session.id, name)
-        self.session = session
-        self._client = session._client
-
     rlock = async_plan(RWMutexState.rlock_plan)
     lock = async_plan(RWMutexState.lock_plan)
     unlock = async_plan(RWMutexState.unlock_plan)
@@ -128,10 +112,6 @@ class AsyncRWMutex(RWMutexState):
 
 class AsyncBarrier(BarrierState):
     """A barrier (contrib/recipes' ``Barrier``)."""
-
-    def __init__(self, client: "AsyncClient", key: KeyLike) -> None:
-        super().__init__(key)
-        self._client = client
 
     hold = async_plan(BarrierState.hold_plan)
     release = async_plan(BarrierState.release_plan)
@@ -141,21 +121,12 @@ class AsyncBarrier(BarrierState):
 class AsyncDoubleBarrier(DoubleBarrierState):
     """A double barrier (contrib/recipes' ``DoubleBarrier``)."""
 
-    def __init__(self, session: AsyncSession, key: KeyLike, count: int) -> None:
-        super().__init__(session.id, key, count)
-        self.session = session
-        self._client = session._client
-
     enter = async_plan(DoubleBarrierState.enter_plan)
     leave = async_plan(DoubleBarrierState.leave_plan)
 
 
 class AsyncQueue(QueueState):
     """A FIFO queue (contrib/recipes' ``Queue``)."""
-
-    def __init__(self, client: "AsyncClient", prefix: KeyLike) -> None:
-        super().__init__(prefix)
-        self._client = client
 
     enqueue = async_plan(QueueState.enqueue_plan)
     dequeue = async_plan(QueueState.dequeue_plan)
@@ -164,20 +135,12 @@ class AsyncQueue(QueueState):
 class AsyncPriorityQueue(PriorityQueueState):
     """A priority queue (contrib/recipes' ``PriorityQueue``)."""
 
-    def __init__(self, client: "AsyncClient", prefix: KeyLike) -> None:
-        super().__init__(prefix)
-        self._client = client
-
     enqueue = async_plan(PriorityQueueState.enqueue_plan)
     dequeue = async_plan(PriorityQueueState.dequeue_plan)
 
 
-class AsyncStm:
+class AsyncStm(StmWrites):
     """What ``apply`` gets in ``await client.stm(apply)``: awaited reads, buffered writes."""
-
-    def __init__(self, client: "AsyncClient", state: StmState) -> None:
-        self._client = client
-        self._state = state
 
     async def get(self, key: KeyLike, *more: KeyLike) -> Optional[bytes]:
         """The value of ``key`` (None if it does not exist); several keys are
@@ -196,13 +159,6 @@ class AsyncStm:
             self._state.record(keys, await self._client._run(request))
         return self._state.mod_revision(keys[0])
 
-    def put(self, key: KeyLike, value: KeyLike, *, lease: LeaseLike = 0) -> None:
-        """Write ``value`` at commit."""
-        self._state.put(key, value, lease)
-
-    def delete(self, key: KeyLike) -> None:
-        """Delete ``key`` at commit."""
-        self._state.delete(key)
 
 
 async def run_stm(client: "AsyncClient", spec: StmSpec) -> TxnResult:

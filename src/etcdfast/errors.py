@@ -626,6 +626,9 @@ _BY_MESSAGE: Dict[str, Type[EtcdError]] = {
     "etcdserver: server stopped": ServerStoppedError,
     "etcdserver: unhealthy cluster": UnhealthyClusterError,
     "etcdserver: corrupt cluster": CorruptError,
+    # etcd's server-side Election service (v3election), sent with code UNKNOWN.
+    "election: no leader": ElectionNoLeaderError,
+    "election: not leader": ElectionNotLeaderError,
     # mvcc's answer to a watch whose range_end is not after its key (the
     # client checks first; kept for servers reached by other means).
     "mvcc: watcher range is empty": InvalidArgumentError,

@@ -69,9 +69,11 @@ DIAL_METHOD = "/etcdfast.Dial/Ping"
 RETRY_BACKOFF = (0.025, 1.0)
 
 # grpc-core's words for "no connection, nothing was sent" (the call failed
-# while choosing a connection), and Go's own equivalents.
+# while choosing a connection: pick_first says the first, round_robin -- several
+# endpoints -- the second), and Go's own equivalents.
 _NEVER_SENT = (
     "failed to connect to all addresses",
+    "connections to all backends failing",
     "connection refused",
     "there is no address available",
     "there is no connection available",

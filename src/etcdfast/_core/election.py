@@ -30,7 +30,7 @@ from ..api.txn import Compare, Op, txn
 from ..errors import ElectionNoLeaderError, ElectionNotLeaderError, EtcdError
 from ..types import EventType, KeyValue, ResponseHeader, TxnResult
 from .handles import OnSession
-from .mutex import lock_prefix
+from .mutex import lock_prefix, still_mine
 
 __all__ = ["ElectionState"]
 
@@ -47,45 +47,54 @@ class ElectionState(OnSession):
                  revision: int = 0) -> None:
         super().__init__(session)
         self.prefix = lock_prefix(name)
-        #: The leader key this handle campaigned with (None: not leading).
+        #: The key this handle campaigns or leads with (None: neither).
         self.key: Optional[bytes] = None if key is None else _codec.keys.to_bytes(key)
+        self._leading = key is not None
         #: Its create revision (0: none).
         self.revision = revision if key is not None else 0
         self.header: Optional[ResponseHeader] = None
 
     @property
     def leading(self) -> bool:
-        """Whether this handle campaigned and was not told it lost (see :meth:`proclaim`)."""
-        return self.key is not None
+        """Whether this handle won its campaign and was not told it lost since
+        (see :meth:`proclaim`); False while the campaign still waits."""
+        return self._leading and self.key is not None
 
     def _campaign_steps(self, value: bytes) -> "Steps[None]":
         key = self.prefix + b"%x" % self._lease
         try:
+            # Known before the put is sent: a put whose answer is lost (a
+            # timeout in flight) must be cleaned up too.
+            self.key, self._leading = key, False
             result: TxnResult = yield txn(
                 compare=[Compare.create_revision(key) == 0],
                 success=[Op.put(key, value, lease=self._lease)],
                 failure=[Op.get(key)],
             )
-            self.key, self.revision = key, result.header.revision
+            self.revision = result.header.revision
             if not result.succeeded:
                 mine = result.get_result(0).kvs[0]
                 self.revision = mine.create_revision
                 if mine.value != value:
                     yield from self._proclaim_steps(value)
             yield from wait_deletes(self.prefix, self.revision - 1)
+            yield from still_mine(self.key)
         except GeneratorExit:  # closed by its consumer: nothing to clean
             raise
         except BaseException:
             # Timeout, Ctrl-C, a cancelled task...: no candidacy left behind.
+            # The key holds our lease id: only we write it, so delete it as is.
+            self.key, self._leading = None, False
             try:
-                yield from self._resign_steps()
+                yield kv.delete(key)
             except EtcdError:
                 pass  # the key goes with the session's lease anyway
             raise
         self.header = result.header
+        self._leading = True
 
     def _proclaim_steps(self, value: bytes) -> "Steps[None]":
-        if self.key is None:
+        if self.key is None:  # (a campaign proclaims its value while it waits, as Go's does)
             raise ElectionNotLeaderError("not the leader: campaign first")
         result: TxnResult = yield txn(
             compare=[Compare.create_revision(self.key) == self.revision],
@@ -99,7 +108,7 @@ class ElectionState(OnSession):
     def _resign_steps(self) -> "Steps[None]":
         if self.key is None:
             return
-        key, self.key = self.key, None
+        key, self.key, self._leading = self.key, None, False
         result: TxnResult = yield txn(
             compare=[Compare.create_revision(key) == self.revision], success=[Op.delete(key)],
         )

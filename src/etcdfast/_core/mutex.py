@@ -24,11 +24,11 @@ from ..api import kv
 from ..api.kv import KeyLike
 from ..api.plan import Plan, Steps, wait_deletes
 from ..api.txn import Compare, Comparison, Op, txn
-from ..errors import EmptyKeyError, EtcdError
+from ..errors import EmptyKeyError, EtcdError, LeaseExpiredError
 from ..types import ResponseHeader, TxnResult
 from .handles import OnSession
 
-__all__ = ["MutexState", "lock_prefix"]
+__all__ = ["MutexState", "lock_prefix", "still_mine"]
 
 
 def lock_prefix(name: KeyLike) -> bytes:
@@ -37,6 +37,17 @@ def lock_prefix(name: KeyLike) -> bytes:
     if not key:
         raise EmptyKeyError("the name must not be empty")
     return key + b"/"
+
+
+def still_mine(key: Optional[bytes]) -> "Steps[ResponseHeader]":
+    """After waiting: my key must still be there. If the session's lease was
+    lost meanwhile, the key went with it and nothing is held (Go 3.5's
+    ``ErrSessionExpired``), though every key before it is gone too."""
+    assert key is not None
+    mine = yield kv.get(key)
+    if not mine.kvs:
+        raise LeaseExpiredError(f"the session's lease was lost while waiting ({key!r} is gone)")
+    return mine.header  # type: ignore[no-any-return]
 
 
 class MutexState(OnSession):
@@ -86,7 +97,8 @@ class MutexState(OnSession):
         try:
             if (yield from self._acquire()):
                 return
-            self.header = yield from wait_deletes(self.prefix, self.revision - 1)
+            yield from wait_deletes(self.prefix, self.revision - 1)
+            self.header = yield from still_mine(self.key)
         except GeneratorExit:  # closed by its consumer: nothing to clean
             raise
         except BaseException:

@@ -11,14 +11,14 @@ watches for the DELETE only, after the read.
 from __future__ import annotations
 
 import time
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 from .. import _codec
 from ..api import kv
 from ..api.kv import KeyLike
 from ..api.plan import Plan, Steps, prefix_end, wait_events
 from ..api.txn import Compare, Op, txn
-from ..errors import RecipeKeyExistsError, TooManyClientsError
+from ..errors import EtcdError, RecipeKeyExistsError, TooManyClientsError
 from ..types import Event, EventType, GetResult, KeyValue, TxnResult
 from .handles import OnClient, OnSession
 from .mutex import lock_prefix
@@ -37,15 +37,29 @@ def _put_new(key: bytes, value: bytes, lease: int = 0) -> "Steps[int]":
     return result.header.revision
 
 
-def _put_unique(prefix: bytes, value: bytes, lease: int = 0) -> "Steps[KeyValue]":
-    """A new key ``prefix/<nanoseconds>`` (contrib's ``newUniqueKV``); its key-value."""
+def _put_unique(prefix: bytes, value: bytes, lease: int = 0,
+                sent: Optional[List[bytes]] = None) -> "Steps[KeyValue]":
+    """A new key ``prefix/<nanoseconds>`` (contrib's ``newUniqueKV``); its
+    key-value. Each key tried is appended to ``sent`` before its put goes out,
+    so a caller can delete it if the put's answer is lost."""
     while True:
         key = prefix + b"/%d" % time.time_ns()
+        if sent is not None:
+            sent.append(key)
         try:
             revision = yield from _put_new(key, value, lease)
         except RecipeKeyExistsError:
             continue
         return KeyValue(key, revision, revision, 1, value, lease)
+
+
+def _delete_quietly(keys: List[bytes]) -> "Steps[None]":
+    """Clean-up after a failure: delete keys this process may have created."""
+    for key in keys:
+        try:
+            yield kv.delete(key)
+        except EtcdError:
+            pass  # they go with the session's lease anyway
 
 
 def _delete_if_unchanged(key: bytes, mod_revision: int) -> "Steps[bool]":
@@ -77,14 +91,16 @@ class RWMutexState(OnSession):
         return False
 
     def _lock_steps(self, mine: bytes, before: bytes) -> "Steps[None]":
+        sent: List[bytes] = []
         try:
-            self.key = yield from _put_unique(self.prefix + mine, b"", self._lease)
+            self.key = yield from _put_unique(self.prefix + mine, b"", self._lease, sent)
             while not (yield from self._wait_on_last(before)):
                 pass
         except GeneratorExit:  # closed by its consumer: nothing to clean
             raise
         except BaseException:
-            yield from self._unlock_steps()
+            self.key = None
+            yield from _delete_quietly(sent)
             raise
 
     def _unlock_steps(self) -> "Steps[None]":
@@ -152,14 +168,24 @@ class DoubleBarrierState(OnSession):
         self._ready = self.key + b"/ready"
 
     def _enter_steps(self) -> "Steps[None]":
-        self.mine = yield from _put_unique(self._waiters, b"", self._lease)
-        waiting = yield kv.get(self._waiters, prefix=True)
-        if len(waiting.kvs) > self.count:
-            raise TooManyClientsError(f"more than {self.count} processes at the barrier {self.key!r}")
-        if len(waiting.kvs) == self.count:
-            yield kv.put(self._ready, b"")
-            return
-        yield from wait_events(self._ready, b"", self.mine.mod_revision, (PUT,))
+        sent: List[bytes] = []
+        try:
+            self.mine = yield from _put_unique(self._waiters, b"", self._lease, sent)
+            waiting = yield kv.get(self._waiters, prefix=True)
+            if len(waiting.kvs) > self.count:
+                raise TooManyClientsError(f"more than {self.count} processes at the barrier {self.key!r}")
+            if len(waiting.kvs) == self.count:
+                yield kv.put(self._ready, b"")
+                return
+            yield from wait_events(self._ready, b"", self.mine.mod_revision, (PUT,))
+        except GeneratorExit:  # closed by its consumer: nothing to clean
+            raise
+        except BaseException:
+            # A timeout, Ctrl-C, too many clients...: a waiter key left behind
+            # would count as a process at the barrier.
+            self.mine = None
+            yield from _delete_quietly(sent)
+            raise
 
     def _leave_steps(self) -> "Steps[None]":
         assert self.mine is not None, "leave() needs enter() first"

@@ -5,10 +5,14 @@ recorded (the read set), writes buffered (the write set), and at the end one
 Txn commits the writes if nothing read changed meanwhile -- else the function
 runs again. The isolation levels are Go's:
 
-* ``serializable_snapshot`` (the default): every read at the revision of the
-  first one, and the commit also fails if a written key changed after that
-  revision: a serializable history.
-* ``serializable``: reads at one revision; the commit checks the read keys.
+* ``serializable_snapshot`` (the default): reads at the revision of the first
+  one, and the commit also fails if a written key changed after that
+  revision: a serializable history. (After a failed commit, the keys it
+  brought back start the next run at their newer revision; a run that then
+  reads other keys too may see two revisions, and its commit fails -- Go's
+  behaviour.)
+* ``serializable``: reads at one revision (same note); the commit checks the
+  read keys.
 * ``repeatable_reads``: each key read once (serializable reads, no revision
   pinned); the commit checks the read keys.
 * ``read_committed``: reads as they come; the commit checks nothing (writes
@@ -56,6 +60,7 @@ class StmState:
         self._read_revision = 0
         self._read_serializable = not self._snapshot  # Go reads the non-snapshot levels serializable
         self._first_read = False
+        self._fetching: List[bytes] = []
 
     @staticmethod
     def keys(key: KeyLike, more: Iterable[KeyLike] = ()) -> Tuple[bytes, ...]:
@@ -63,33 +68,31 @@ class StmState:
 
     # -- reads --
 
-    def _written(self, keys: Sequence[bytes]) -> Optional[Tuple[Optional[bytes], Request[object]]]:
-        for key in keys:
-            if key in self._wset:
-                return self._wset[key]
-        return None
-
     def read(self, keys: Sequence[bytes], *, for_revision: bool = False) -> Optional[Request[TxnResult]]:
-        """What must be fetched to read ``keys`` (the first one's value), or
-        None when the read set or the write set answers."""
-        if not for_revision and self._written(keys) is not None:
+        """What must be fetched to read ``keys[0]`` -- the other keys are fetched
+        in the same call if they have not been read yet (a prefetch) -- or None
+        when the read set or the write set answers."""
+        first = keys[0]
+        if not for_revision and first in self._wset:
             return None
         if self._snapshot:
             self._first_read = not self._rset
             for key in keys:
                 if key in self._prefetched:
                     self._rset[key] = self._prefetched.pop(key)
-        if any(key in self._rset for key in keys):
+        if first in self._rset:
             return None
+        self._fetching = [key for key in dict.fromkeys(keys) if key not in self._rset]
         return txn(success=[kv.get(key, revision=self._read_revision, serializable=self._read_serializable)
-                            for key in keys])
+                            for key in self._fetching])
 
-    def record(self, keys: Sequence[bytes], result: TxnResult) -> None:
-        for index, key in enumerate(keys):
+    def record(self, result: TxnResult, keys: Optional[Sequence[bytes]] = None) -> None:
+        """Take a fetch's answer (of the keys :meth:`read` asked for, or ``keys``)."""
+        for index, key in enumerate(self._fetching if keys is None else keys):
             self._rset[key] = result.get_result(index)
 
-    def _response(self, keys: Sequence[bytes]) -> GetResult:
-        response = next(self._rset[key] for key in keys if key in self._rset)
+    def _response(self, key: bytes) -> GetResult:
+        response = self._rset[key]
         if self._snapshot and self._first_read:
             # Every later read is of the store as the first one saw it.
             self._first_read = False
@@ -97,15 +100,15 @@ class StmState:
         return response
 
     def value(self, keys: Sequence[bytes]) -> Optional[bytes]:
-        """The value read for ``keys`` (the first key's; None if it does not exist)."""
-        written = self._written(keys)
-        if written is not None:
-            return written[0]
-        return self._response(keys).value
+        """The value of ``keys[0]``: as written in this run, else as read (None: no such key)."""
+        first = keys[0]
+        if first in self._wset:
+            return self._wset[first][0]
+        return self._response(first).value
 
     def mod_revision(self, key: bytes) -> int:
         """The mod revision read for ``key`` (0 if it does not exist)."""
-        response = self._response((key,))
+        response = self._response(key)
         return response.kvs[0].mod_revision if response.kvs else 0
 
     # -- writes --
@@ -145,7 +148,7 @@ class StmState:
         if result.succeeded:
             return result
         # The current values came back with the failure: the next run starts with them.
-        self.record(reads, result)
+        self.record(result, reads)
         self._prefetched = dict(self._rset)
         self._read_revision, self._read_serializable = 0, False
         return None
@@ -156,7 +159,7 @@ class StmState:
             if self.prefetch:  # one call for them all, before apply reads one by one
                 fetch = self.read(self.prefetch)
                 if fetch is not None:
-                    self.record(self.prefetch, (yield fetch))
+                    self.record((yield fetch))
                 self.value(self.prefetch)  # a first read pins the snapshot revision
             yield run_apply
             committed = yield from self._commit()

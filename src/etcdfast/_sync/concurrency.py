@@ -144,12 +144,12 @@ class Stm(StmWrites):
     """What ``apply`` gets in ``client.stm(apply)``: reads and buffered writes."""
 
     def get(self, key: KeyLike, *more: KeyLike) -> Optional[bytes]:
-        """The value of ``key`` (None if it does not exist); several keys are
-        fetched in one call, and the first one's value is returned."""
+        """The value of ``key`` (None if it does not exist); ``more`` keys not read
+        yet are fetched in the same call, for later ``get``s."""
         keys = self._state.keys(key, more)
         request = self._state.read(keys)
         if request is not None:
-            self._state.record(keys, self._client._run(request))
+            self._state.record(self._client._run(request))
         return self._state.value(keys)
 
     def rev(self, key: KeyLike) -> int:
@@ -157,7 +157,7 @@ class Stm(StmWrites):
         keys = self._state.keys(key)
         request = self._state.read(keys, for_revision=True)
         if request is not None:
-            self._state.record(keys, self._client._run(request))
+            self._state.record(self._client._run(request))
         return self._state.mod_revision(keys[0])
 
 

@@ -136,6 +136,10 @@ RPC_ERRORS = {
     "refused-go": ("UNAVAILABLE", 'connection error: desc = "transport: Error while dialing: '
                                   'dial tcp 127.0.0.1:1: connect: connection refused"'),
     "no-address": ("UNAVAILABLE", "there is no address available"),
+    # round_robin (several endpoints) words it differently.
+    "all-backends": ("UNAVAILABLE", "connections to all backends failing; last error: UNKNOWN: "
+                                    "ipv4:127.0.0.1:1: Failed to connect to remote host: "
+                                    "getsockopt(SO_ERROR): Connection reset by peer"),
     # The connection broke with the request on it.
     "socket-closed": ("UNAVAILABLE", "Socket closed"),
     "deadline": ("DEADLINE_EXCEEDED", "Deadline Exceeded"),
@@ -237,6 +241,7 @@ FAILED = [
     case("write/refused", "write", "refused", SLEEP),
     case("write/refused-go-words", "write", "refused-go", SLEEP),
     case("write/no-address", "write", "no-address", SLEEP),
+    case("write/all-backends-failing", "write", "all-backends", SLEEP),
     case("write/socket-closed/not-started", "write", "socket-closed", SLEEP, started=False),
     case("write/grpc-refused-to-start", "write", "runtime", SLEEP, started=False),
     case("secret/refused", "secret", "refused", SLEEP),

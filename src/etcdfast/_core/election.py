@@ -23,14 +23,13 @@ from ..api.plan import (
     Plan,
     Steps,
     prefix_end,
-    wait_deletes,
     wait_events,
 )
 from ..api.txn import Compare, Op, txn
 from ..errors import ElectionNoLeaderError, ElectionNotLeaderError, EtcdError
 from ..types import EventType, KeyValue, ResponseHeader, TxnResult
 from .handles import OnSession
-from .mutex import lock_prefix, still_mine
+from .mutex import lock_prefix, wait_turn
 
 __all__ = ["ElectionState"]
 
@@ -77,8 +76,7 @@ class ElectionState(OnSession):
                 self.revision = mine.create_revision
                 if mine.value != value:
                     yield from self._proclaim_steps(value)
-            yield from wait_deletes(self.prefix, self.revision - 1)
-            yield from still_mine(self.key)
+            yield from wait_turn(self.prefix, key, self.revision)
         except GeneratorExit:  # closed by its consumer: nothing to clean
             raise
         except BaseException:

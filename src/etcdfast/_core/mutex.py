@@ -22,13 +22,14 @@ from typing import Any, Optional
 from .. import _codec
 from ..api import kv
 from ..api.kv import KeyLike
-from ..api.plan import Plan, Steps, wait_deletes
-from ..api.txn import Compare, Comparison, Op, txn
+from ..api.plan import CloseWatch, NextEvents, OpenWatch, Plan, Steps
+from ..api.request import Request
+from ..api.txn import TXN, Compare, Comparison, Op, txn
 from ..errors import EmptyKeyError, EtcdError, LeaseExpiredError
-from ..types import ResponseHeader, TxnResult
+from ..types import EventType, ResponseHeader, TxnResult
 from .handles import OnSession
 
-__all__ = ["MutexState", "lock_prefix", "still_mine"]
+__all__ = ["MutexState", "lock_prefix", "wait_turn"]
 
 
 def lock_prefix(name: KeyLike) -> bytes:
@@ -39,15 +40,38 @@ def lock_prefix(name: KeyLike) -> bytes:
     return key + b"/"
 
 
-def still_mine(key: Optional[bytes]) -> "Steps[ResponseHeader]":
-    """After waiting: my key must still be there. If the session's lease was
-    lost meanwhile, the key went with it and nothing is held (Go 3.5's
-    ``ErrSessionExpired``), though every key before it is gone too."""
-    assert key is not None
-    mine = yield kv.get(key)
-    if not mine.kvs:
-        raise LeaseExpiredError(f"the session's lease was lost while waiting ({key!r} is gone)")
-    return mine.header  # type: ignore[no-any-return]
+def wait_turn(prefix: bytes, key: bytes, revision: int) -> "Steps[ResponseHeader]":
+    """Wait until no key under ``prefix`` created before ``revision`` is left --
+    the lock is then ours -- watching only the newest such key each time.
+
+    Go's algorithm (``waitDeletes``), with three changes that keep the hand-off
+    short: the watch starts *now*, which etcd serves at once (a watch from a
+    past revision waits for its catch-up loop, every 100 ms), and a read after
+    it makes sure the key did not go in between; the re-check after a deletion
+    and the check that ``key`` itself still exists are one Txn; and if the
+    session's lease was lost meanwhile (``key`` is gone) nothing is held:
+    LeaseExpiredError, as Go 3.5's ``ErrSessionExpired``.
+    """
+    check = txn(success=[
+        Op.get(prefix, prefix=True, sort_target="create", sort_order="descend", limit=1,
+               max_create_revision=revision - 1),
+        Op.get(key, keys_only=True),
+    ]).payload
+    while True:
+        turn: TxnResult = yield Request(TXN, check, _codec.wire.decode_txn, repeatable=True)
+        if not turn.get_result(1).kvs:
+            raise LeaseExpiredError(f"the session's lease was lost while waiting ({key!r} is gone)")
+        before = turn.get_result(0).kvs
+        if not before:
+            return turn.header
+        last = before[0]
+        watch = yield OpenWatch(last.key)
+        now = yield kv.get(last.key, keys_only=True)
+        if now.kvs and now.kvs[0].create_revision == last.create_revision:
+            deleted = False
+            while not deleted:
+                deleted = any(event.type == EventType.DELETE for event in (yield NextEvents(watch)))
+        yield CloseWatch(watch)
 
 
 class MutexState(OnSession):
@@ -56,6 +80,15 @@ class MutexState(OnSession):
     def __init__(self, session: Any, name: KeyLike) -> None:
         super().__init__(session)
         self.prefix = lock_prefix(name)
+        self._my_key = self.prefix + b"%x" % self._lease
+        # The same for every lock() of this handle: encoded once (it is most
+        # of the Python work of an uncontended lock).
+        owner = Op.get(self.prefix, prefix=True, sort_target="create", sort_order="ascend", limit=1)
+        self._acquire_payload = txn(
+            compare=[Compare.create_revision(self._my_key) == 0],
+            success=[Op.put(self._my_key, b"", lease=self._lease), owner],
+            failure=[Op.get(self._my_key), owner],
+        ).payload
         #: This process's key while it holds or waits for the lock (None otherwise).
         self.key: Optional[bytes] = None
         #: The key's create revision: the fencing token of this hold (-1: none).
@@ -77,14 +110,8 @@ class MutexState(OnSession):
     def _acquire(self) -> "Steps[bool]":
         """Put my key (or find it, if this session already has one) and read
         the owner: one Txn for the uncontended path. True if I own the lock."""
-        key = self.prefix + b"%x" % self._lease
-        owner = Op.get(self.prefix, prefix=True, sort_target="create", sort_order="ascend", limit=1)
-        self.key = key
-        result: TxnResult = yield txn(
-            compare=[Compare.create_revision(key) == 0],
-            success=[Op.put(key, b"", lease=self._lease), owner],
-            failure=[Op.get(key), owner],
-        )
+        self.key = self._my_key
+        result: TxnResult = yield Request(TXN, self._acquire_payload, _codec.wire.decode_txn)
         self.revision = (result.header.revision if result.succeeded
                          else result.get_result(0).kvs[0].create_revision)
         holders = result.get_result(1).kvs
@@ -97,8 +124,7 @@ class MutexState(OnSession):
         try:
             if (yield from self._acquire()):
                 return
-            yield from wait_deletes(self.prefix, self.revision - 1)
-            self.header = yield from still_mine(self.key)
+            self.header = yield from wait_turn(self.prefix, self._my_key, self.revision)
         except GeneratorExit:  # closed by its consumer: nothing to clean
             raise
         except BaseException:

@@ -30,13 +30,12 @@ from typing import Any, Callable, Generator, Generic, NamedTuple, Optional, Sequ
 
 from .. import _codec
 from ..errors import Timeout
-from ..types import Event, EventType, ResponseHeader
-from . import kv
+from ..types import Event, EventType
 from .request import NO_DEADLINE, check_timeout
 
 __all__ = [
     "Plan", "Steps", "OpenWatch", "NextEvents", "CloseWatch", "Emit", "Apply",
-    "wait_events", "wait_deletes", "prefix_end", "PlanRun",
+    "wait_events", "prefix_end", "PlanRun",
 ]
 
 T = TypeVar("T")
@@ -159,18 +158,6 @@ def wait_events(key: bytes, range_end: bytes, revision: int,
                 if matched == len(types):
                     yield CloseWatch(watch)
                     return event  # type: ignore[no-any-return]
-
-
-def wait_deletes(prefix: bytes, max_create_revision: int) -> "Steps[ResponseHeader]":
-    """Wait until no key under ``prefix`` created at or before ``max_create_revision``
-    is left, watching the newest one's deletion each time (clientv3/concurrency's
-    ``waitDeletes``: every waiter watches one key, not the whole prefix)."""
-    while True:
-        last = yield kv.get(prefix, prefix=True, sort_target="create", sort_order="descend",
-                            limit=1, max_create_revision=max_create_revision)
-        if not last.kvs:
-            return last.header  # type: ignore[no-any-return]
-        yield from wait_events(last.kvs[0].key, b"", last.header.revision, (EventType.DELETE,))
 
 
 def prefix_end(prefix: bytes) -> bytes:

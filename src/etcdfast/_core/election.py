@@ -54,6 +54,11 @@ class ElectionState(OnSession):
         self.header: Optional[ResponseHeader] = None
 
     @property
+    def rev(self) -> int:
+        """The leader key's create revision (Go's ``Election.Rev``); 0 if none."""
+        return self.revision
+
+    @property
     def leading(self) -> bool:
         """Whether this handle won its campaign and was not told it lost since
         (see :meth:`proclaim`); False while the campaign still waits."""

@@ -83,6 +83,11 @@ class Lease(LeaseHandle):
     def keep_alive_once(self, *, timeout: Optional[float] = None) -> LeaseKeepAlive:
         return self._client.keep_alive_once(self.id, timeout=timeout)
 
+    @property
+    def done(self) -> threading.Event:
+        """Set once the lease ends, lost or revoked here (a session's: Go's ``Session.Done``)."""
+        return self._ended
+
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Block until the lease ends -- lost, or revoked here -- (True) or
         ``timeout`` passes (False). ``lost`` tells which."""

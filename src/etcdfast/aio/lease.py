@@ -68,15 +68,21 @@ class AsyncLease(LeaseHandle):
     async def keep_alive_once(self, *, timeout: Optional[float] = None) -> LeaseKeepAlive:
         return await self._client.keep_alive_once(self.id, timeout=timeout)
 
+    @property
+    def done(self) -> asyncio.Event:
+        """Set once the lease ends, lost or revoked here (a session's: Go's
+        ``Session.Done``); made in the running loop on first use."""
+        if self._ended is None:
+            self._ended = asyncio.Event()
+            if not self.alive:
+                self._ended.set()
+        return self._ended
+
     async def wait(self, timeout: Optional[float] = None) -> bool:
         """Wait until the lease ends -- lost, or revoked here -- (True) or
         ``timeout`` passes (False)."""
-        if not self.alive:
-            return True
-        if self._ended is None:
-            self._ended = asyncio.Event()
         try:
-            await asyncio.wait_for(self._ended.wait(), timeout)
+            await asyncio.wait_for(self.done.wait(), timeout)
         except asyncio.TimeoutError:
             return False
         return True

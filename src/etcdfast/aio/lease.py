@@ -81,8 +81,13 @@ class AsyncLease(LeaseHandle):
     async def wait(self, timeout: Optional[float] = None) -> bool:
         """Wait until the lease ends -- lost, or revoked here -- (True) or
         ``timeout`` passes (False)."""
+        done = self.done
+        if done.is_set():
+            # Python 3.11's wait_for(timeout=0) gives up before a new task
+            # runs even once, so an ended lease would read as "not yet".
+            return True
         try:
-            await asyncio.wait_for(self.done.wait(), timeout)
+            await asyncio.wait_for(done.wait(), timeout)
         except asyncio.TimeoutError:
             return False
         return True

@@ -40,7 +40,6 @@ from etcdfast._core.calls import (
     LOGIN,
     PROBE,
     RAISE,
-    RETRY_BACKOFF,
     SEND,
     SLEEP,
     Call,
@@ -51,6 +50,7 @@ from etcdfast._core.calls import (
 )
 from etcdfast._core.keepalive import KeepAliveSchedule, LeaseHandle, report_lost
 from etcdfast._core.methods import async_method, async_unary, sync_method, sync_unary
+from etcdfast._core.state import DEFAULT_RETRY_BACKOFF as RETRY_BACKOFF
 from etcdfast._core.state import ClientState
 from etcdfast._core.watch_hub import CREATED, END, WatchHub, WatchState
 from etcdfast.api import auth, bulk, kv, lease

@@ -95,6 +95,9 @@ __all__ = [
     "CorruptError",
     "InternalError",
     "BulkWriteError",
+    "OldClusterError",
+    "StaleReadError",
+    "ForkedClientError",
     "from_rpc_error",
 ]
 
@@ -432,6 +435,35 @@ class TooManyClientsError(ConcurrencyError):
 class SnapshotIntegrityError(EtcdError):
     """A snapshot is truncated or its SHA-256 checksum (the last 32 bytes etcd
     appends to the database) does not match its content."""
+
+
+class OldClusterError(EtcdError):
+    """A member runs an etcd older than the client accepts (``reject_old_cluster``;
+    Go's ``ErrOldCluster``). ``version`` is what it reported."""
+
+    def __init__(self, message: str = "", *, version: str = "", endpoint: Optional[str] = None):
+        super().__init__(message)
+        self.version = version
+        self.endpoint = endpoint
+
+
+class StaleReadError(EtcdError):
+    """A read through an ordering view (``client.ordered()``) was answered at a
+    store revision older than one this view has already seen -- a member
+    that is behind -- and no member answered a current one (Go's ordering
+    package; ``ErrNoGreaterRev``). ``revision`` is the stale answer's,
+    ``seen`` the newest seen before."""
+
+    def __init__(self, message: str = "", *, revision: int = 0, seen: int = 0):
+        super().__init__(message)
+        self.revision = revision
+        self.seen = seen
+
+
+class ForkedClientError(ClientClosedError):
+    """The client was made in another process: gRPC's channels and the client's
+    threads do not survive ``os.fork()``. Make a new client in the child
+    (the parent's client is unaffected)."""
 
 
 # -- availability

@@ -30,6 +30,7 @@ grpc.aio and feed the outcomes back, so the rules below exist once:
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any, Optional
 
 from .. import _codec
@@ -40,23 +41,27 @@ from ..errors import (
     CompactedError,
     ConnectionLostError,
     EtcdError,
+    OldClusterError,
     OutcomeUnknownError,
     ProtocolError,
     Unavailable,
 )
 from .backoff import Backoff
+from .observe import CallInfo, peer_of
 
 if TYPE_CHECKING:
     from .state import ClientState
 
 __all__ = [
-    "SEND", "DIAL", "LOGIN", "SLEEP", "PROBE", "RAISE",
+    "SEND", "DIAL", "LOGIN", "SLEEP", "PROBE", "RAISE", "CHECK",
     "Call", "StreamCall", "never_sent", "outcome_unknown", "compact_probe", "compact_revision_of",
     "PROBE_ANSWERS", "DIAL_METHOD",
 ]
 
+log = logging.getLogger("etcdfast.call")
+
 #: Actions. Small ints: the executors compare them on every call.
-SEND, DIAL, LOGIN, SLEEP, PROBE, RAISE = 1, 2, 3, 4, 5, 6
+SEND, DIAL, LOGIN, SLEEP, PROBE, RAISE, CHECK = 1, 2, 3, 4, 5, 6, 7
 
 RANGE = "/etcdserverpb.KV/Range"
 WATCH = "/etcdserverpb.Watch/Watch"
@@ -65,8 +70,8 @@ WATCH = "/etcdserverpb.Watch/Watch"
 #: without doing any work, and a failure to connect says why (refused, TLS).
 DIAL_METHOD = "/etcdfast.Dial/Ping"
 
-#: Retries wait 12.5-25 ms, then twice as long each time, up to 0.5-1 s.
-RETRY_BACKOFF = (0.025, 1.0)
+#: How long the version check waits for a connection when no dial timeout is set.
+DIAL_WAIT_FOR_CHECK = 5.0
 
 # grpc-core's words for "no connection, nothing was sent" (the call failed
 # while choosing a connection: pick_first says the first, round_robin -- several
@@ -114,7 +119,7 @@ class _Machine:
     """What unary and streaming calls share: opening, deadlines, login, raising."""
 
     __slots__ = ("request", "state", "timeout", "started_at", "error", "cause", "relogged",
-                 "attempt", "backoff", "delay")
+                 "attempt", "backoff", "delay", "peer")
 
     def __init__(self, request: Request[Any], state: "ClientState") -> None:
         self.request = request
@@ -131,6 +136,8 @@ class _Machine:
         self.attempt = 0
         self.backoff: Optional[Backoff] = None
         self.delay = 0.0
+        #: The member that answered, when the executor can tell (``on_call``).
+        self.peer: Optional[str] = None
 
     # -- actions the executor asks about --
 
@@ -142,7 +149,8 @@ class _Machine:
 
     def _next(self) -> int:
         state = self.state
-        if not state._dialed:
+        endpoint = self.request.endpoint
+        if not (state._dialed if endpoint is None else state._pinned_dialed(endpoint)):
             return DIAL
         if state._needs_login and not self.request.anonymous:
             return LOGIN
@@ -158,10 +166,12 @@ class _Machine:
 
     def dial_wait(self) -> float:
         """How long to wait for the first connection: ``dial_timeout``, or less if
-        the call's deadline comes first."""
+        the call's deadline comes first (without a dial timeout -- a DIAL for
+        the version check only -- the call's deadline, or the default dial timeout)."""
         dial = self.state._dial_timeout
-        assert dial is not None  # no DIAL action without a dial timeout
         left = self.time_left()
+        if dial is None:
+            return DIAL_WAIT_FOR_CHECK if left is None else min(DIAL_WAIT_FOR_CHECK, left)
         return dial if left is None else min(dial, left)
 
     # -- outcomes --
@@ -183,10 +193,24 @@ class _Machine:
                 ))
             if code == "UNAVAILABLE" or self.state._closed:
                 return self.failed(failure, started=False)
-        self.state._dialed = True
+        if self.request.endpoint is None and not self.state._version_checked:
+            return CHECK  # reject_old_cluster: the members' versions first
+        log.debug("connected to %s", self.request.endpoint or self.state._where())
+        self.state._mark_dialed(self.request.endpoint)
         if self.state._needs_login and not self.request.anonymous:
             return LOGIN
         return SEND
+
+    def checked(self, failure: Optional[BaseException]) -> int:
+        """The version check (``reject_old_cluster``) ended: ``failure`` is an
+        :class:`~etcdfast.errors.OldClusterError`, a member that could not be
+        asked (the call's own failure, never sent), or None: all are recent."""
+        if isinstance(failure, OldClusterError):
+            return self._raise(failure)
+        if failure is not None:
+            return self.failed(failure, started=False)
+        self.state._version_checked = True
+        return self.dialed(None, 0.0)
 
     def failed(self, exc: BaseException, started: bool = True) -> int:  # pragma: no cover
         raise NotImplementedError
@@ -196,6 +220,23 @@ class _Machine:
 
     def slept(self) -> int:
         return self._next()
+
+    def info(self, error: Optional[BaseException], kind: str = "unary") -> CallInfo:
+        """What the ``on_call`` hook is told about this call, now that it ended."""
+        state = self.state
+        peer = self.peer or self.request.endpoint
+        if peer is None and error is not None:
+            cause = error.__cause__
+            debug = getattr(cause, "debug_error_string", None)
+            peer = peer_of(debug() if callable(debug) else None)
+        if peer is None and len(state._endpoints) == 1:
+            peer = state._endpoints[0].address
+        if error is None:
+            code = "OK"
+        else:
+            code = getattr(error, "code", None) or "CLIENT"
+        return CallInfo(self.request.method, peer, state._clock() - self.started_at, code, error,
+                        self.attempt + self.relogged, kind)
 
     def _raise(self, error: EtcdError, cause: Optional[BaseException] = None) -> int:
         if self.request.secret:
@@ -246,17 +287,24 @@ class Call(_Machine):
             return self._raise(self._closed_error(sent), exc)
         if not self.relogged and not self.request.anonymous and state._drop_stale_token(error):
             # Refused before running: log in again and repeat it once.
+            log.info("%s: auth token refused (%s); logging in again", self.request.method, error)
             self.relogged = True
             return LOGIN
         if (error.code == "UNAVAILABLE" and (self.request.repeatable or not sent)
                 and self.attempt < state.max_retries):
             if self.backoff is None:
-                self.backoff = Backoff(*RETRY_BACKOFF)
+                self.backoff = Backoff(*state._retry_backoff)
             delay = self.backoff.next_delay()
             left = self.time_left()
             if left is None or left > delay:
                 self.delay = delay
                 self.attempt += 1
+                if log.isEnabledFor(logging.INFO):
+                    debug = getattr(exc, "debug_error_string", None)
+                    where = peer_of(debug() if callable(debug) else None) or state._where()
+                    log.info("%s failed on %s (%s); retry %d of %d in %.0f ms%s", self.request.method,
+                             where, error.details or error, self.attempt, state.max_retries, delay * 1000,
+                             " on the next member" if len(state._endpoints) > 1 else "")
                 return SLEEP
         if isinstance(error, CompactedError) and self.request.method == RANGE:
             # etcd's error lacks the compact revision: the executor probes it.

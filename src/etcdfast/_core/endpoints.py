@@ -18,14 +18,22 @@ EndpointsLike = Union[str, Sequence[str]]
 
 
 class Endpoint:
-    """One etcd member address: ``host:port``, ``http://host:port`` or ``https://...``."""
+    """One etcd member address: ``host:port``, ``http(s)://host:port``, or a
+    unix socket: ``unix://path`` (``unixs://`` with TLS).
 
-    __slots__ = ("host", "port", "secure")
+    A unix endpoint's path is taken as etcd spells it: ``unix://localhost:2379``
+    is the socket file ``localhost:2379`` in the current directory (what
+    ``etcd --listen-client-urls unix://localhost:2379`` creates in its own),
+    ``unix:///run/etcd.sock`` an absolute path.
+    """
 
-    def __init__(self, host: str, port: int, secure: bool = False) -> None:
-        self.host = host
-        self.port = port
+    __slots__ = ("host", "port", "secure", "unix")
+
+    def __init__(self, host: str, port: int, secure: bool = False, unix: bool = False) -> None:
+        self.host = host  # a unix endpoint's socket path
+        self.port = port  # 0 for a unix endpoint
         self.secure = secure
+        self.unix = unix
 
     @classmethod
     def parse(cls, text: str) -> "Endpoint":
@@ -34,9 +42,14 @@ class Endpoint:
         raw = text.strip()
         secure = False
         if "://" in raw:
+            scheme, _, rest = raw.partition("://")
+            if scheme in ("unix", "unixs"):
+                if not rest:
+                    raise ValueError(f"endpoint {text!r}: a unix socket needs a path")
+                return cls(rest, 0, scheme == "unixs", unix=True)
             parts = urlsplit(raw)
             if parts.scheme not in ("http", "https"):
-                raise ValueError(f"endpoint {text!r}: scheme must be http or https")
+                raise ValueError(f"endpoint {text!r}: scheme must be http, https, unix or unixs")
             secure = parts.scheme == "https"
             if parts.path not in ("", "/"):
                 raise ValueError(f"endpoint {text!r}: a path is not allowed")
@@ -51,10 +64,15 @@ class Endpoint:
 
     @property
     def address(self) -> str:
+        """The gRPC target of this one member (``host:port``, ``unix:path``)."""
+        if self.unix:
+            return f"unix:{self.host}"
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
 
     def __str__(self) -> str:
+        if self.unix:
+            return ("unixs://" if self.secure else "unix://") + self.host
         return ("https://" if self.secure else "") + self.address
 
     def __repr__(self) -> str:
@@ -108,7 +126,8 @@ def channel_target(endpoints: Sequence[Endpoint]) -> Tuple[str, List[Tuple[str, 
     resolver takes a single name); TLS then checks certificates against the
     first host name, which every member's certificate should carry.
     """
-    if len(endpoints) == 1:
+    if len(endpoints) == 1 or any(e.unix for e in endpoints):
+        # grpc balances only over IP address lists: a unix socket stands alone.
         return endpoints[0].address, []
     resolved = [_resolve(e) for e in endpoints]
     usable = [e for e in resolved if e is not None]

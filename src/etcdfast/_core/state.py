@@ -10,23 +10,27 @@ machines (``_core.calls``, ``_core.watch_hub``...) read it; the executors
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
-from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Generator, List, Optional, Sequence, Tuple, Union
 
 from .. import _codec, _schema
-from ..api.request import NO_DEADLINE, LoginRequest, Observer, check_seconds, check_timeout
+from ..api import maintenance as _maintenance
+from ..api.request import NO_DEADLINE, LoginRequest, Observer, Request, check_seconds, check_timeout
 from ..errors import (
     AuthOldRevisionError,
     ClientClosedError,
     EtcdError,
     InvalidAuthTokenError,
+    OldClusterError,
     ReauthenticatingError,
     Unavailable,
     from_rpc_error,
 )
 from .endpoints import Endpoint, EndpointsLike, channel_target, parse_endpoints
+from .observe import CallHook, debug_from_environment
 
 __all__ = [
     "ClientState",
@@ -56,6 +60,13 @@ DEFAULT_KEEPALIVE_TIMEOUT = 10.0
 #: and streams already on it before it is closed (streams then resume).
 RETIRE_CHANNEL_AFTER = 30.0
 
+#: Retries wait 12.5-25 ms, then twice as long each time, up to 0.5-1 s.
+DEFAULT_RETRY_BACKOFF = (0.025, 1.0)
+#: ``reject_old_cluster=True`` refuses members older than this.
+MIN_CLUSTER_VERSION = (3, 4)
+
+log = logging.getLogger("etcdfast.client")
+
 #: A PEM file's path, or its content as bytes.
 PathOrBytes = Union[str, "os.PathLike[str]", bytes]
 
@@ -63,6 +74,17 @@ AUTHENTICATE = "/etcdserverpb.Auth/Authenticate"
 _decode_token = _schema.decoder("etcdserverpb.AuthenticateResponse", lambda m: str(m.token))
 
 Metadata = Optional[Tuple[Tuple[str, str], ...]]
+
+
+def _min_version(reject: Union[bool, Tuple[int, int]]) -> Optional[Tuple[int, int]]:
+    if reject is True:
+        return MIN_CLUSTER_VERSION
+    if reject is False or reject is None:
+        return None
+    if (not isinstance(reject, tuple) or len(reject) != 2
+            or not all(isinstance(n, int) and not isinstance(n, bool) for n in reject)):
+        raise TypeError(f"reject_old_cluster must be a bool or a (major, minor) tuple, not {reject!r}")
+    return reject
 
 
 def _pem(value: Optional[PathOrBytes], what: str) -> Optional[bytes]:
@@ -99,6 +121,13 @@ class ClientState:
         max_receive_message_length: int = DEFAULT_MAX_RECEIVE,
         max_send_message_length: int = DEFAULT_MAX_SEND,
         grpc_options: Sequence[Tuple[str, Any]] = (),
+        insecure_skip_verify: bool = False,
+        discovery_srv: Optional[str] = None,
+        discovery_srv_name: str = "",
+        insecure_discovery: bool = False,
+        retry_backoff: Tuple[float, float] = DEFAULT_RETRY_BACKOFF,
+        reject_old_cluster: Union[bool, Tuple[int, int]] = False,
+        on_call: Optional[CallHook] = None,
     ) -> None:
         """Connect to etcd (lazily: nothing is sent before the first call).
 
@@ -145,9 +174,43 @@ class ClientState:
             work; send: 2 MiB, above etcd's 1.5 MiB request limit).
         ``grpc_options``
             Extra ``(name, value)`` channel options, applied last.
+        ``insecure_skip_verify``
+            TLS without checking the server's certificate chain or name
+            (etcdctl's ``--insecure-skip-tls-verify``; for tests and
+            emergencies): the certificate each member presents is fetched
+            and trusted as it is. Implies TLS.
+        ``discovery_srv``, ``discovery_srv_name``, ``insecure_discovery``
+            Find the endpoints in DNS SRV records of this domain instead of
+            ``endpoints`` (etcdctl's ``--discovery-srv``; see
+            :mod:`etcdfast.discovery`); plaintext ones only with
+            ``insecure_discovery=True``. Over TLS the domain is the name the
+            certificates must carry, unless ``server_name`` says otherwise.
+        ``retry_backoff``
+            ``(first, cap)``: seconds before the first retry, doubled on each
+            next one up to ``cap`` (each drawn from the upper half: jitter).
+        ``reject_old_cluster``
+            Before the first call, check every endpoint's etcd version and
+            refuse (:class:`~etcdfast.errors.OldClusterError`) one older than
+            3.4, or than the ``(major, minor)`` given (Go's ``RejectOldCluster``).
+        ``on_call``
+            Called with a :class:`~etcdfast.CallInfo` after every call and
+            stream (method, endpoint, duration, outcome, retries): for metrics
+            and tracing. See :mod:`etcdfast._core.observe`. Set
+            ``ETCD_CLIENT_DEBUG=1`` or configure the ``etcdfast`` loggers for logs.
         """
+        debug_from_environment()
+        if discovery_srv is not None:
+            from ..discovery import srv_endpoints  # DNS only when asked for
+
+            endpoints = srv_endpoints(discovery_srv, discovery_srv_name, insecure=insecure_discovery)
+            if server_name is None and not insecure_discovery:
+                server_name = discovery_srv.strip(".")
+            log.info("discovered endpoints %s for %r", ",".join(endpoints), discovery_srv)
         self._endpoints = parse_endpoints(endpoints)
-        secure = any(e.secure for e in self._endpoints) or ca_cert is not None or cert is not None
+        secure = (any(e.secure for e in self._endpoints) or ca_cert is not None or cert is not None
+                  or bool(insecure_skip_verify))
+        #: Trust whatever certificate each member presents (see _trust).
+        self._skip_verify = bool(insecure_skip_verify)
         if (cert is None) != (key is None):
             raise ValueError("a client certificate needs both cert= and key=")
         #: PEM bytes for the executors' TLS credentials (None: plaintext).
@@ -165,11 +228,23 @@ class ClientState:
         #: Default deadline of a call; NO_DEADLINE for none.
         self._timeout = check_timeout(timeout) or NO_DEADLINE
         self._dial_timeout = None if dial_timeout is None else check_seconds("dial_timeout", dial_timeout)
-        #: The current channel has connected once (or no dial wait is wanted).
-        self._dialed = self._dial_timeout is None
+        #: The members that calls pinned to one endpoint (``endpoint=``) reached once.
+        self._dialed_pins: "set[str]" = set()
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise ValueError(f"max_retries must be an int >= 0, got {max_retries!r}")
         self.max_retries = max_retries
+        first, cap = retry_backoff
+        self._retry_backoff = (check_seconds("retry_backoff", first), check_seconds("retry_backoff", cap))
+        if first > cap:
+            raise ValueError(f"retry_backoff's first delay {first} exceeds its cap {cap}")
+        #: The oldest etcd (major, minor) accepted; None: no check.
+        self._min_version: Optional[Tuple[int, int]] = _min_version(reject_old_cluster)
+        self._reset_dial()
+        if on_call is not None and not callable(on_call):
+            raise TypeError(f"on_call must be callable, not {type(on_call).__name__}")
+        self._on_call: Optional[CallHook] = on_call
+        #: How many sessions each bidirectional stream had (see observe.StreamSession).
+        self._stream_sessions: "dict[str, int]" = {}
         self.auto_sync_interval = (
             None if auto_sync_interval is None else check_seconds("auto_sync_interval", auto_sync_interval)
         )
@@ -245,9 +320,61 @@ class ClientState:
 
     def _use_endpoints(self, endpoints: List[Endpoint]) -> None:
         """Point the *next* channel at ``endpoints`` (grpc balances and fails over between them)."""
+        if self._target:  # not the first: a change
+            log.info("endpoints changed: %s -> %s", self._where(), ",".join(map(str, endpoints)))
         self._endpoints = endpoints
         self._target, lb_options = channel_target(endpoints)
         self._options = [*self._common_options, *lb_options, *self._extra_options]
+
+    def _reset_dial(self) -> None:
+        """A new channel: calls first wait for its connection (``dial_timeout``)
+        and check its members' versions (``reject_old_cluster``), if asked to."""
+        #: The version check (reject_old_cluster) has passed.
+        self._version_checked = self._min_version is None
+        #: The current channel has connected once (or no dial wait is wanted).
+        self._dialed = self._dial_timeout is None and self._version_checked
+
+    def _version_check(self) -> Generator["Request[Any]", Any, Optional[OldClusterError]]:
+        """``reject_old_cluster``: yields a status call to each endpoint and
+        receives its answer; returns the refusal of the first one too old."""
+        for endpoint in self._endpoints:
+            request = _maintenance.status()
+            request.endpoint = endpoint.address
+            answer = yield request
+            error = self._version_error(endpoint, answer.version)
+            if error is not None:
+                return error
+        return None
+
+    def _version_error(self, endpoint: Endpoint, version: str) -> Optional[OldClusterError]:
+        """The refusal of a member that reported ``version``, if it is too old."""
+        assert self._min_version is not None
+        try:
+            found = tuple(int(part) for part in version.split(".")[:2])
+        except ValueError:
+            found = (0, 0)
+        if found >= self._min_version:
+            return None
+        wanted = ".".join(map(str, self._min_version))
+        return OldClusterError(
+            f"etcd {version or '(no version)'} at {endpoint} is older than {wanted} (reject_old_cluster)",
+            version=version, endpoint=str(endpoint),
+        )
+
+    def _pinned_dialed(self, endpoint: str) -> bool:
+        """Whether calls pinned to ``endpoint`` may skip the first-connection wait."""
+        return self._dial_timeout is None or endpoint in self._dialed_pins
+
+    def _mark_dialed(self, endpoint: Optional[str]) -> None:
+        """The channel of ``endpoint`` (None: the balanced one) has connected."""
+        if endpoint is None:
+            self._dialed = True
+        else:
+            self._dialed_pins.add(endpoint)
+
+    def _pinned_channel_args(self, endpoint: str) -> Tuple[str, List[Tuple[str, Any]]]:
+        """The gRPC target and options of a channel to one member (``endpoint=`` calls)."""
+        return endpoint, [*self._common_options, *self._extra_options]
 
     def _where(self) -> str:
         return ",".join(self.endpoints)
@@ -264,6 +391,7 @@ class ClientState:
         return LoginRequest(AUTHENTICATE, payload, _decode_token, repeatable=True)
 
     def _set_token(self, token: str) -> None:
+        log.debug("authenticated as %r: new auth token", self._user)
         self._metadata = (*self._base_metadata, ("token", token))
         self._needs_login = False
 

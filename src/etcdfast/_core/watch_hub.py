@@ -162,6 +162,12 @@ class WatchHub:
             state.watch_id = None
             state.fragments = []  # the server re-sends whole responses
             requests.append(self.add(state))
+            if state.confirmed:
+                log.debug("resuming the watch on %r from revision %d",
+                          state.spec.key, state.cursor.next_revision or state.spec.start_revision)
+        resumed = sum(s.confirmed for s in live)
+        if resumed:
+            log.info("watch stream reopened: resuming %d watch(es) where they stopped", resumed)
         return requests
 
     def fail(self, error: EtcdError, only_unconfirmed: bool = False) -> None:
@@ -256,6 +262,8 @@ class WatchHub:
             if accepted:
                 if accepted is not response.events:
                     response = response._replace(events=accepted, fragment=False)
+                if state.spec.transform is not None:  # a view's (a namespace strips its prefix)
+                    response = state.spec.transform(response)
                 state.sink.deliver(response)
         else:  # a progress notification for this watch
             state.cursor.progress(response.header.revision)

@@ -4,34 +4,26 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable, Iterator, List, Optional, Type, TypeVar, Union
+from typing import Iterator, List, Optional, Type, TypeVar
 
 from .._core.endpoints import synced_endpoints
 from .._core.methods import sync_method, sync_unary
 from .._core.snapshot import SnapshotWriter
 from .._core.state import ClientState
-from .._core.watch_hub import WatchItem
 from ..api import auth as _auth
 from ..api import bulk as _bulk
 from ..api import cluster as _cluster
-from ..api import concurrency as _concurrency
-from ..api import kv as _kv
-from ..api import lease as _lease
 from ..api import maintenance as _maint
 from ..api import services as _services
-from ..api import txn as _txn
-from ..api.kv import KeyLike
-from ..api.plan import Plan
 from ..api.request import Request
-from ..api.watch import watch_spec
 from ..errors import ClientClosedError, EtcdError
 from ..types import KeyValue, SnapshotResult
 from . import bulk as _sync_bulk
-from .concurrency import Barrier, PriorityQueue, Queue, Session, run_stm
 from .executor import Executor
+from .kv import KV
 from .lease import KeepAliveStream, Lease
 from .plans import run_plan
-from .watch import Watch, WatchStream, start_callback_thread, watch_method
+from .watch import WatchStream
 
 __all__ = ["Client"]
 
@@ -41,36 +33,9 @@ L = TypeVar("L", bound=Lease)
 log = logging.getLogger("etcdfast")
 
 
-def _first_answer(client: "Client", request: Request[T]) -> T:
-    return client._executor.first(request)
-
-
 def _observe(client: "Client", request: Request[KeyValue]) -> Iterator[KeyValue]:
     for raw in client._executor.stream(request):
         yield request.decode(raw, client._revisions)
-
-
-def _lease_handle(client: "Client", spec: _lease.LeaseSpec) -> Lease:
-    return Lease(client, spec.ttl, spec.id, keep_alive=spec.keep_alive, on_lost=spec.on_lost)
-
-
-def _adopt(client: "Client", spec: _lease.LeaseSpec, kind: Type[L]) -> L:
-    """A handle of an existing lease, kept alive (its TTL read from the server:
-    LeaseNotFoundError if it is gone)."""
-    handle = kind(client, client.time_to_live(spec.id).granted_ttl, spec.id, on_lost=spec.on_lost)
-    handle.granted = True
-    client._keepalive().add(handle)
-    return handle
-
-
-def _adopt_lease(client: "Client", spec: _lease.LeaseSpec) -> Lease:
-    return _adopt(client, spec, Lease)
-
-
-def _open_session(client: "Client", spec: _lease.LeaseSpec) -> Session:
-    if spec.id:
-        return _adopt(client, spec, Session)
-    return Session(client, spec.ttl, on_lost=spec.on_lost).grant()
 
 
 def _save_snapshot(client: "Client", plan: _maint.SnapshotPlan) -> SnapshotResult:
@@ -87,7 +52,7 @@ def _save_snapshot(client: "Client", plan: _maint.SnapshotPlan) -> SnapshotResul
     return writer.finish()
 
 
-class Client(ClientState):
+class Client(ClientState, KV):
     """A thread-safe etcd v3 client over one gRPC channel.
 
     ::
@@ -112,36 +77,9 @@ class Client(ClientState):
         if self.auto_sync_interval is not None:
             threading.Thread(target=self._auto_sync, name="etcdfast-autosync", daemon=True).start()
 
-    # -- KV ------------------------------------------------------------------
-
-    get = sync_unary(_kv.get)
-    get_value = sync_unary(_kv.get_value)
-    put = sync_unary(_kv.put)
-    delete = sync_unary(_kv.delete)
-    compact = sync_unary(_kv.compact)
-    txn = sync_unary(_txn.txn)
-
-    # -- bulk ------------------------------------------------------------------
+    # -- bulk (KV's methods are in _sync.kv: the views share them) -------------
 
     put_many = sync_method(_bulk.put_many, _sync_bulk.put_many, returns="BulkResult")
-    iter_range_pages = sync_method(_bulk.range_pager, _sync_bulk.RangePages,
-                                   returns="RangePages", doc=_bulk.ITER_RANGE_PAGES_DOC)
-    iter_range = sync_method(_bulk.range_pager, _sync_bulk.iter_range,
-                             returns="RangeIterator", doc=_bulk.ITER_RANGE_DOC)
-    get_all = sync_method(_bulk.range_pager, _sync_bulk.get_all,
-                          returns="List[KeyValue]", doc=_bulk.GET_ALL_DOC)
-    count = sync_unary(_bulk.count)
-    delete_many = sync_unary(_bulk.delete_many)
-
-    # -- Lease ---------------------------------------------------------------
-
-    grant = sync_unary(_lease.grant)
-    revoke = sync_unary(_lease.revoke)
-    time_to_live = sync_unary(_lease.time_to_live)
-    leases = sync_unary(_lease.leases)
-    keep_alive_once = sync_method(_lease.keep_alive_once, _first_answer, returns="LeaseKeepAlive")
-    lease = sync_method(_lease.lease, _lease_handle, returns="Lease")
-    keep_alive = sync_method(_lease.keep_alive, _adopt_lease, returns="Lease")
 
     def _keepalive(self) -> KeepAliveStream:
         with self._lock:
@@ -150,31 +88,6 @@ class Client(ClientState):
                 self._keepalive_stream = KeepAliveStream(self._executor)
             return self._keepalive_stream
 
-    # -- Watch ---------------------------------------------------------------
-
-    watch = watch_method(watch_spec)
-
-    def add_watch_callback(
-        self,
-        key: Union[str, bytes],
-        callback: Callable[[WatchItem], object],
-        *,
-        on_error: Optional[Callable[[BaseException], object]] = None,
-        **options: Any,
-    ) -> "Watch[Any]":
-        """Like :meth:`watch` (same options), but push each event to ``callback`` on a thread.
-
-        If the callback raises, the watch is cancelled and the exception is in
-        ``watch.error`` (and passed to ``on_error``). Cancel with ``watch.cancel()``.
-        """
-        handle: Watch[Any] = self.watch(key, **options)
-        start_callback_thread(handle, callback, on_error)
-        return handle
-
-    def request_progress(self) -> None:
-        """Ask for a progress notification on every watch of this client."""
-        self._watches().request_progress()
-
     def _watches(self) -> WatchStream:
         with self._lock:
             self._check_open()
@@ -182,28 +95,7 @@ class Client(ClientState):
                 self._watch_stream = WatchStream(self._executor, authenticated=self._user is not None)
             return self._watch_stream
 
-    # -- Concurrency (Go's clientv3/concurrency, etcd's contrib/recipes) ----------
-
-    session = sync_method(_concurrency.session, _open_session, returns="Session")
-    stm = sync_method(_concurrency.stm, run_stm, returns="TxnResult")
-
-    def _run_plan(self, plan: "Plan[T]") -> T:
-        return run_plan(self, plan)
-
-    def barrier(self, key: KeyLike) -> Barrier:
-        """A barrier on ``key`` (contrib/recipes' ``Barrier``): ``hold()``,
-        ``wait()`` (until released), ``release()``."""
-        return Barrier(self, key)
-
-    def queue(self, prefix: KeyLike) -> Queue:
-        """A FIFO queue under ``prefix`` (contrib/recipes' ``Queue``)."""
-        return Queue(self, prefix)
-
-    def priority_queue(self, prefix: KeyLike) -> PriorityQueue:
-        """A priority queue under ``prefix`` (contrib/recipes' ``PriorityQueue``)."""
-        return PriorityQueue(self, prefix)
-
-    # etcd's server-side Lock and Election services (v3lock, v3election)
+    # -- etcd's server-side Lock and Election services (v3lock, v3election)
     lock = sync_unary(_services.lock)
     unlock = sync_unary(_services.unlock)
     election_campaign = sync_unary(_services.election_campaign)

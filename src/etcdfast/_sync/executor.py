@@ -10,11 +10,12 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from typing import Any, Dict, Iterator, List, Optional, TypeVar
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, TypeVar
 
 import grpc
 
 from .._core.calls import (
+    CHECK,
     DIAL,
     DIAL_METHOD,
     LOGIN,
@@ -29,7 +30,9 @@ from .._core.calls import (
     compact_revision_of,
 )
 from .._core.endpoints import Endpoint
+from .._core.observe import fire, peer_of
 from .._core.state import RETIRE_CHANNEL_AFTER, ClientState
+from .._trust import trust_presented
 from ..api.request import Request
 from ..errors import EtcdError, Unavailable
 
@@ -37,15 +40,25 @@ __all__ = ["Executor", "new_channel", "stop_stream"]
 
 T = TypeVar("T")
 
-def new_channel(state: ClientState, grpc_module: Any) -> Any:
-    """A channel from ``grpc`` or ``grpc.aio`` for the state's endpoints, with TLS when configured."""
+def new_channel(state: ClientState, grpc_module: Any, endpoint: Optional[str] = None) -> Any:
+    """A channel from ``grpc`` or ``grpc.aio`` for the state's endpoints (or to
+    the one member ``endpoint``), with TLS when configured."""
+    if endpoint is None:
+        target, options = state._target, state._options
+    else:
+        target, options = state._pinned_channel_args(endpoint)
     if state._tls is not None:
         root, key, chain = state._tls
+        if state._skip_verify:
+            addresses = [e.address for e in state._endpoints] if endpoint is None else [endpoint]
+            root, name = trust_presented(addresses)
+            if name is not None and not any(o[0] == "grpc.ssl_target_name_override" for o in options):
+                options = [*options, ("grpc.ssl_target_name_override", name)]
         credentials = grpc.ssl_channel_credentials(
             root_certificates=root, private_key=key, certificate_chain=chain
         )
-        return grpc_module.secure_channel(state._target, credentials, options=state._options)
-    return grpc_module.insecure_channel(state._target, options=state._options)
+        return grpc_module.secure_channel(target, credentials, options=options)
+    return grpc_module.insecure_channel(target, options=options)
 
 
 def stop_stream(call: Any, thread: Optional[threading.Thread]) -> None:
@@ -65,13 +78,30 @@ class Executor:
         self._auth_lock = threading.Lock()
         self._channel = new_channel(state, grpc)
         self._handles: Dict[str, Any] = {}
+        #: Channels to single members, for calls pinned with ``endpoint=``.
+        self._pinned: Dict[str, Any] = {}
+        self._pinned_handles: Dict[Tuple[str, str], Any] = {}
 
     # -- unary calls -----------------------------------------------------------
 
     def run(self, request: Request[T]) -> T:
         """Execute one unary call; returns its decoded result or raises an EtcdError."""
         call = Call(request, self.state)
-        return self.drive(call, call.start())  # type: ignore[no-any-return]
+        if self.state._on_call is None:
+            return self.drive(call, call.start())  # type: ignore[no-any-return]
+        return self._observed(call, lambda: self.drive(call, call.start()))  # type: ignore[no-any-return]
+
+    def _observed(self, call: Call, work: Callable[[], T]) -> T:
+        """``work()``, then the ``on_call`` hook told how the call went."""
+        hook = self.state._on_call
+        assert hook is not None
+        try:
+            result = work()
+        except BaseException as exc:
+            fire(hook, call.info(exc))
+            raise
+        fire(hook, call.info(None))
+        return result
 
     def drive(self, call: Call, action: int) -> Any:
         """Perform ``call``'s actions from ``action`` on until it answers or raises."""
@@ -79,9 +109,15 @@ class Executor:
             if action == SEND:
                 request = call.request
                 try:
-                    raw = (self._handles.get(request.method) or self._handle(request.method))(
-                        request.payload, timeout=call.time_left(), metadata=self.state._metadata
-                    )
+                    handle = self._handles.get(request.method) if request.endpoint is None else None
+                    handle = handle or self._handle(request.method, request.endpoint)
+                    if self.state._on_call is None:
+                        raw = handle(request.payload, timeout=call.time_left(), metadata=self.state._metadata)
+                    else:  # with_call tells who answered
+                        raw, rpc = handle.with_call(
+                            request.payload, timeout=call.time_left(), metadata=self.state._metadata
+                        )
+                        call.peer = peer_of(rpc.peer())
                 except grpc.RpcError as exc:
                     action = call.failed(exc)
                     continue
@@ -91,10 +127,26 @@ class Executor:
                 return call.answered(raw)
             action = self._step(call, action)
 
-    def _handle(self, method: str) -> Any:
+    def _handle(self, method: str, endpoint: Optional[str] = None) -> Any:
         # No serializers: grpc passes our bytes through untouched.
-        handle = self._handles[method] = self._channel.unary_unary(method)
+        if endpoint is None:
+            handle = self._handles[method] = self._channel.unary_unary(method)
+            return handle
+        handle = self._pinned_handles.get((endpoint, method))
+        if handle is None:
+            handle = self._pinned_handles[endpoint, method] = self._channel_to(endpoint).unary_unary(method)
         return handle
+
+    def _channel_to(self, endpoint: Optional[str]) -> Any:
+        """The balanced channel, or the one to the member ``endpoint`` (opened on first use)."""
+        if endpoint is None:
+            return self._channel
+        with self._lock:
+            self.state._check_open()
+            channel = self._pinned.get(endpoint)
+            if channel is None:
+                channel = self._pinned[endpoint] = new_channel(self.state, grpc, endpoint)
+            return channel
 
     def start(self, call: Call) -> Optional[Any]:
         """Send ``call`` without waiting (bulk loads keep several in flight): a
@@ -104,7 +156,8 @@ class Executor:
         if call.start() != SEND:
             return None
         request = call.request
-        handle = self._handles.get(request.method) or self._handle(request.method)
+        handle = self._handles.get(request.method) if request.endpoint is None else None
+        handle = handle or self._handle(request.method, request.endpoint)
         try:
             return handle.future(request.payload, timeout=call.time_left(), metadata=self.state._metadata)
         except Exception:  # grpc refused to start it: outcome() replays the send
@@ -112,6 +165,11 @@ class Executor:
 
     def outcome(self, call: Call, future: Optional[Any]) -> Any:
         """The result of a call passed to :meth:`start` (retried, logged in... as any call)."""
+        if self.state._on_call is not None:
+            return self._observed(call, lambda: self._outcome(call, future))
+        return self._outcome(call, future)
+
+    def _outcome(self, call: Call, future: Optional[Any]) -> Any:
         if future is None:
             return self.drive(call, call.start())
         try:
@@ -120,6 +178,8 @@ class Executor:
             return self.drive(call, call.failed(exc))
         except Exception as exc:  # cancelled, or the channel closed under it
             return self.drive(call, call.failed(exc))
+        if self.state._on_call is not None:
+            call.peer = peer_of(future.peer())
         return call.answered(raw)
 
     def _step(self, call: Any, action: int) -> int:
@@ -128,13 +188,15 @@ class Executor:
             raise call.error
         if action == DIAL:
             wait = call.dial_wait()
-            return call.dialed(self._dial(wait), wait)  # type: ignore[no-any-return]
+            return call.dialed(self._dial(wait, call.request.endpoint), wait)  # type: ignore[no-any-return]
         if action == LOGIN:
             self.login()
             return call.logged_in()  # type: ignore[no-any-return]
         if action == SLEEP:
             time.sleep(call.delay)
             return call.slept()  # type: ignore[no-any-return]
+        if action == CHECK:
+            return call.checked(self._check_versions())  # type: ignore[no-any-return]
         assert action == PROBE
         return call.probed(self._probe())  # type: ignore[no-any-return]
 
@@ -143,13 +205,34 @@ class Executor:
     def stream(self, request: Request[Any]) -> Iterator[bytes]:
         """The raw answers of a server-streaming call; closing the iterator cancels it."""
         call = StreamCall(request, self.state)
+        if self.state._on_call is None:
+            return self._stream(call)
+        return self._reported(call, self._stream(call))
+
+    def _reported(self, call: StreamCall, answers: Iterator[bytes]) -> Iterator[bytes]:
+        """``answers``, and the ``on_call`` hook told when the stream ends."""
+        hook = self.state._on_call
+        assert hook is not None
+        error: Optional[BaseException] = None
+        try:
+            yield from answers
+        except GeneratorExit:  # the consumer stopped: a normal end
+            raise
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            fire(hook, call.info(error, "server_stream"))
+
+    def _stream(self, call: StreamCall) -> Iterator[bytes]:
+        request = call.request
         action = call.start()
         while True:
             if action != SEND:
                 action = self._step(call, action)
                 continue
             try:
-                rpc = self._channel.unary_stream(request.method)(
+                rpc = self._channel_to(request.endpoint).unary_stream(request.method)(
                     request.payload, timeout=call.time_left(), metadata=self.state._metadata
                 )
             except Exception as exc:
@@ -157,7 +240,10 @@ class Executor:
                 continue
             try:
                 for raw in rpc:
-                    call.received = True
+                    if not call.received:
+                        call.received = True
+                        if self.state._on_call is not None:
+                            call.peer = peer_of(rpc.peer())
                     yield raw
                 return
             except grpc.RpcError as exc:
@@ -175,6 +261,21 @@ class Executor:
             stream.close()  # type: ignore[attr-defined]
         where = self.state._where()
         raise Unavailable(f"{request.method} stream ended without an answer", endpoint=where)
+
+    def _check_versions(self) -> Optional[BaseException]:
+        """Run the state's version check; its refusal, or the error of a member
+        that could not be asked."""
+        steps = self.state._version_check()
+        try:
+            request = next(steps)
+            while True:
+                try:
+                    answer = self.run(request)
+                except EtcdError as exc:
+                    return exc
+                request = steps.send(answer)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
 
     def _probe(self) -> Optional[int]:
         stream = self.stream(compact_probe())
@@ -207,10 +308,10 @@ class Executor:
             if self.state._needs_login:
                 self.state._set_token(self.run(self.state._login_request()))
 
-    def _dial(self, wait: float) -> Optional[BaseException]:
+    def _dial(self, wait: float, endpoint: Optional[str] = None) -> Optional[BaseException]:
         """Probe the connection (see ``_core.calls.DIAL_METHOD``); the probe's failure, if any."""
         try:
-            (self._handles.get(DIAL_METHOD) or self._handle(DIAL_METHOD))(b"", timeout=wait)
+            self._handle(DIAL_METHOD, endpoint)(b"", timeout=wait)
         except Exception as exc:  # UNIMPLEMENTED: connected; the machine reads the rest
             return exc
         return None
@@ -222,7 +323,7 @@ class Executor:
             self.state._check_open()
             old = self._channel
             self.state._use_endpoints(endpoints)
-            self.state._dialed = self.state._dial_timeout is None
+            self.state._reset_dial()
             self._channel, self._handles = new_channel(self.state, grpc), {}
         retire = threading.Timer(RETIRE_CHANNEL_AFTER, old.close)
         retire.daemon = True
@@ -230,3 +331,7 @@ class Executor:
 
     def close(self) -> None:
         self._channel.close()
+        with self._lock:
+            pinned, self._pinned = list(self._pinned.values()), {}
+        for channel in pinned:
+            channel.close()

@@ -13,6 +13,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, TypeVar
 
 from .._core.keepalive import KeepAliveSchedule, LeaseHandle, report_lost
+from .._core.observe import StreamSession
 from ..api.lease import KEEPALIVE
 from ..errors import LeaseNotFoundError
 from ..types import LeaseKeepAlive, LeaseTimeToLive
@@ -172,6 +173,8 @@ class KeepAliveStream:
                     return
                 self._attempt += 1
                 attempt = self._attempt
+            session = StreamSession(self._executor.state, KEEPALIVE)
+            failure: Optional[BaseException] = None
             try:
                 self._executor.login_if_needed()
                 call = self._executor.open_stream(KEEPALIVE, self._requests(attempt))
@@ -186,7 +189,9 @@ class KeepAliveStream:
                     if gone is not None:
                         report_lost([gone], expired=False)
             except Exception as exc:  # grpc's error, a failed login, a malformed answer: start over
+                failure = exc
                 log.debug("keep-alive stream broke: %s", self._executor.state._stream_error(exc))
+            session.end(failure)
             with self._cond:
                 self._attempt += 1  # ends this attempt's request iterator
                 self._call = None

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, List, Optional, Tuple
 
 from .. import _codec
 from .._core.methods import Concatenate, P, bind_signature
+from .._core.observe import StreamSession
 from .._core.watch_hub import ItemT, WatchHandle, WatchHub, WatchItem
 from ..api.watch import WatchSpec
 from ..errors import CancelledError, ClientClosedError, EtcdError, Timeout
@@ -401,6 +402,7 @@ class WatchStream:
         while True:
             failure: Optional[BaseException] = None
             requests = None
+            session = StreamSession(self._executor.state, WATCH)
             try:
                 call, requests = self._connect()
                 while True:
@@ -414,6 +416,7 @@ class WatchStream:
                 pass  # the server ended the stream
             except Exception as exc:  # grpc's error, a malformed response, a stale token...
                 failure = exc
+            session.end(failure)
             with self._lock:
                 if requests is not None:
                     requests.put(None)

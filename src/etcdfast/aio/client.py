@@ -5,34 +5,26 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from typing import Any, AsyncIterator, Callable, List, Optional, Type, TypeVar, Union
+from typing import AsyncIterator, List, Optional, Type, TypeVar
 
 from .._core.endpoints import synced_endpoints
 from .._core.methods import async_method, async_unary, sync_method
 from .._core.snapshot import SnapshotWriter
 from .._core.state import ClientState
-from .._core.watch_hub import WatchItem
 from ..api import auth as _auth
 from ..api import bulk as _bulk
 from ..api import cluster as _cluster
-from ..api import concurrency as _concurrency
-from ..api import kv as _kv
-from ..api import lease as _lease
 from ..api import maintenance as _maint
 from ..api import services as _services
-from ..api import txn as _txn
-from ..api.kv import KeyLike
-from ..api.plan import Plan
 from ..api.request import Request
-from ..api.watch import watch_spec
 from ..errors import ClientClosedError, EtcdError
 from ..types import KeyValue, SnapshotResult
 from . import bulk as _aio_bulk
-from .concurrency import AsyncBarrier, AsyncPriorityQueue, AsyncQueue, AsyncSession, run_stm
 from .executor import AsyncExecutor
+from .kv import AsyncKV
 from .lease import AsyncKeepAliveStream, AsyncLease
 from .plans import run_plan
-from .watch import AsyncWatch, AsyncWatchStream, start_callback_task, watch_method
+from .watch import AsyncWatchStream
 
 __all__ = ["AsyncClient"]
 
@@ -42,37 +34,9 @@ L = TypeVar("L", bound=AsyncLease)
 log = logging.getLogger("etcdfast")
 
 
-async def _first_answer(client: "AsyncClient", request: Request[T]) -> T:
-    return await client._executor.first(request)
-
-
 async def _observe(client: "AsyncClient", request: Request[KeyValue]) -> AsyncIterator[KeyValue]:
     async for raw in client._executor.stream(request):
         yield request.decode(raw, client._revisions)
-
-
-def _lease_handle(client: "AsyncClient", spec: _lease.LeaseSpec) -> AsyncLease:
-    return AsyncLease(client, spec.ttl, spec.id, keep_alive=spec.keep_alive, on_lost=spec.on_lost)
-
-
-async def _adopt(client: "AsyncClient", spec: _lease.LeaseSpec, kind: Type[L]) -> L:
-    """A handle of an existing lease, kept alive (its TTL read from the server:
-    LeaseNotFoundError if it is gone)."""
-    ttl = (await client.time_to_live(spec.id)).granted_ttl
-    handle = kind(client, ttl, spec.id, on_lost=spec.on_lost)
-    handle.granted = True
-    client._keepalive().add(handle)
-    return handle
-
-
-async def _adopt_lease(client: "AsyncClient", spec: _lease.LeaseSpec) -> AsyncLease:
-    return await _adopt(client, spec, AsyncLease)
-
-
-async def _open_session(client: "AsyncClient", spec: _lease.LeaseSpec) -> AsyncSession:
-    if spec.id:
-        return await _adopt(client, spec, AsyncSession)
-    return await AsyncSession(client, spec.ttl, on_lost=spec.on_lost).grant()
 
 
 async def _save_snapshot(client: "AsyncClient", plan: _maint.SnapshotPlan) -> SnapshotResult:
@@ -92,7 +56,7 @@ async def _save_snapshot(client: "AsyncClient", plan: _maint.SnapshotPlan) -> Sn
     return await asyncio.get_running_loop().run_in_executor(None, writer.finish)
 
 
-class AsyncClient(ClientState):
+class AsyncClient(ClientState, AsyncKV):
     """An asyncio etcd v3 client (grpc.aio) with the same API as ``Client``.
 
     ::
@@ -115,36 +79,11 @@ class AsyncClient(ClientState):
         self._keepalive_stream: Optional[AsyncKeepAliveStream] = None
         self._callback_tasks: "set[asyncio.Task[None]]" = set()
 
-    # -- KV ------------------------------------------------------------------
-
-    get = async_unary(_kv.get)
-    get_value = async_unary(_kv.get_value)
-    put = async_unary(_kv.put)
-    delete = async_unary(_kv.delete)
-    compact = async_unary(_kv.compact)
-    txn = async_unary(_txn.txn)
-
     # -- bulk ------------------------------------------------------------------
 
+    # (KV's methods are in aio.kv: the views share them)
+
     put_many = async_method(_bulk.put_many, _aio_bulk.put_many, returns="BulkResult")
-    iter_range_pages = sync_method(_bulk.range_pager, _aio_bulk.AsyncRangePages,
-                                   returns="AsyncRangePages", doc=_bulk.ITER_RANGE_PAGES_DOC)
-    iter_range = sync_method(_bulk.range_pager, _aio_bulk.iter_range,
-                             returns="AsyncRangeIterator", doc=_bulk.ITER_RANGE_DOC)
-    get_all = async_method(_bulk.range_pager, _aio_bulk.get_all,
-                           returns="List[KeyValue]", doc=_bulk.GET_ALL_DOC)
-    count = async_unary(_bulk.count)
-    delete_many = async_unary(_bulk.delete_many)
-
-    # -- Lease ---------------------------------------------------------------
-
-    grant = async_unary(_lease.grant)
-    revoke = async_unary(_lease.revoke)
-    time_to_live = async_unary(_lease.time_to_live)
-    leases = async_unary(_lease.leases)
-    keep_alive_once = async_method(_lease.keep_alive_once, _first_answer, returns="LeaseKeepAlive")
-    lease = sync_method(_lease.lease, _lease_handle, returns="AsyncLease")
-    keep_alive = async_method(_lease.keep_alive, _adopt_lease, returns="AsyncLease")
 
     def _keepalive(self) -> AsyncKeepAliveStream:
         self._check_open()
@@ -152,62 +91,13 @@ class AsyncClient(ClientState):
             self._keepalive_stream = AsyncKeepAliveStream(self._executor)
         return self._keepalive_stream
 
-    # -- Watch ---------------------------------------------------------------
-
-    watch = watch_method(watch_spec)
-
-    async def add_watch_callback(
-        self,
-        key: Union[str, bytes],
-        callback: Callable[[WatchItem], Any],
-        *,
-        on_error: Optional[Callable[[BaseException], Any]] = None,
-        **options: Any,
-    ) -> "AsyncWatch[Any]":
-        """Like :meth:`watch` (same options), but push each event to ``callback``
-        (plain or async) from a task.
-
-        A callback that raises cancels the watch; the exception goes to
-        ``watch.error`` and ``on_error``.
-        """
-        handle: AsyncWatch[Any] = await self.watch(key, **options)
-        task = start_callback_task(handle, callback, on_error)
-        self._callback_tasks.add(task)
-        task.add_done_callback(self._callback_tasks.discard)
-        return handle
-
-    def request_progress(self) -> None:
-        """Ask for a progress notification on every watch of this client."""
-        self._watches().request_progress()
-
     def _watches(self) -> AsyncWatchStream:
         self._check_open()
         if self._watch_stream is None:
             self._watch_stream = AsyncWatchStream(self._executor, authenticated=self._user is not None)
         return self._watch_stream
 
-    # -- Concurrency (Go's clientv3/concurrency, etcd's contrib/recipes) ----------
-
-    session = async_method(_concurrency.session, _open_session, returns="AsyncSession")
-    stm = async_method(_concurrency.stm, run_stm, returns="TxnResult")
-
-    async def _run_plan(self, plan: "Plan[T]") -> T:
-        return await run_plan(self, plan)
-
-    def barrier(self, key: KeyLike) -> AsyncBarrier:
-        """A barrier on ``key`` (contrib/recipes' ``Barrier``): ``await hold()``,
-        ``await wait()`` (until released), ``await release()``."""
-        return AsyncBarrier(self, key)
-
-    def queue(self, prefix: KeyLike) -> AsyncQueue:
-        """A FIFO queue under ``prefix`` (contrib/recipes' ``Queue``)."""
-        return AsyncQueue(self, prefix)
-
-    def priority_queue(self, prefix: KeyLike) -> AsyncPriorityQueue:
-        """A priority queue under ``prefix`` (contrib/recipes' ``PriorityQueue``)."""
-        return AsyncPriorityQueue(self, prefix)
-
-    # etcd's server-side Lock and Election services (v3lock, v3election)
+    # -- etcd's server-side Lock and Election services (v3lock, v3election)
     lock = async_unary(_services.lock)
     unlock = async_unary(_services.unlock)
     election_campaign = async_unary(_services.election_campaign)

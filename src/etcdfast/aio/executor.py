@@ -11,12 +11,13 @@ closed, and those become :class:`~etcdfast.errors.ClosedDuringCallError`.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator, Callable, Dict, List, Optional, TypeVar
+from typing import Any, AsyncIterator, Awaitable, Callable, Dict, List, Optional, Tuple, TypeVar
 
 import grpc
 import grpc.aio
 
 from .._core.calls import (
+    CHECK,
     DIAL,
     DIAL_METHOD,
     LOGIN,
@@ -31,6 +32,7 @@ from .._core.calls import (
     compact_revision_of,
 )
 from .._core.endpoints import Endpoint
+from .._core.observe import fire
 from .._core.state import RETIRE_CHANNEL_AFTER, ClientState
 from .._sync.executor import new_channel
 from ..api.request import Request
@@ -64,6 +66,9 @@ class AsyncExecutor:
         self._on_open = on_open
         self._channel: Optional[grpc.aio.Channel] = None
         self._handles: Dict[str, Any] = {}
+        #: Channels to single members, for calls pinned with ``endpoint=``.
+        self._pinned: Dict[str, grpc.aio.Channel] = {}
+        self._pinned_handles: Dict[Tuple[str, str], Any] = {}
         # Made on first use: before 3.10 an asyncio.Lock binds to the loop
         # current at creation, and clients are often built outside the loop.
         self._auth_lock: Optional[asyncio.Lock] = None
@@ -84,7 +89,23 @@ class AsyncExecutor:
     async def run(self, request: Request[T]) -> T:
         """Execute one unary call; returns its decoded result or raises an EtcdError."""
         call = Call(request, self.state)
-        return await self.drive(call, call.start())  # type: ignore[no-any-return]
+        if self.state._on_call is None:
+            return await self.drive(call, call.start())  # type: ignore[no-any-return]
+        return await self._observed(call, self.drive(call, call.start()))
+
+    async def _observed(self, call: Call, work: Awaitable[T]) -> T:
+        """``await work``, then the ``on_call`` hook told how the call went
+        (grpc.aio does not say which member answered: ``endpoint`` is known
+        for a client of one endpoint, a pinned call, or from an error)."""
+        hook = self.state._on_call
+        assert hook is not None
+        try:
+            result = await work
+        except BaseException as exc:
+            fire(hook, call.info(exc))
+            raise
+        fire(hook, call.info(None))
+        return result
 
     async def drive(self, call: Call, action: int) -> Any:
         """Perform ``call``'s actions from ``action`` on until it answers or raises."""
@@ -92,8 +113,8 @@ class AsyncExecutor:
             if action == SEND:
                 request = call.request
                 try:
-                    handle = self._handles.get(request.method) or self._handle(request.method)
-                    raw = await handle(
+                    handle = self._handles.get(request.method) if request.endpoint is None else None
+                    raw = await (handle or self._handle(request.method, request.endpoint))(
                         request.payload, timeout=call.time_left(), metadata=self.state._metadata
                     )
                 except grpc.RpcError as exc:
@@ -110,9 +131,24 @@ class AsyncExecutor:
                 return call.answered(raw)
             action = await self._step(call, action)
 
-    def _handle(self, method: str) -> Any:
-        handle = self._handles[method] = self.channel().unary_unary(method)
+    def _handle(self, method: str, endpoint: Optional[str] = None) -> Any:
+        if endpoint is None:
+            handle = self._handles[method] = self.channel().unary_unary(method)
+            return handle
+        handle = self._pinned_handles.get((endpoint, method))
+        if handle is None:
+            handle = self._pinned_handles[endpoint, method] = self._channel_to(endpoint).unary_unary(method)
         return handle
+
+    def _channel_to(self, endpoint: Optional[str]) -> grpc.aio.Channel:
+        """The balanced channel, or the one to the member ``endpoint`` (opened on first use)."""
+        if endpoint is None:
+            return self.channel()
+        self.state._check_open()
+        channel = self._pinned.get(endpoint)
+        if channel is None:
+            channel = self._pinned[endpoint] = new_channel(self.state, grpc.aio, endpoint)
+        return channel
 
     async def _step(self, call: Any, action: int) -> int:
         """Every action but SEND, for unary and streaming calls alike."""
@@ -120,28 +156,53 @@ class AsyncExecutor:
             raise call.error
         if action == DIAL:
             wait = call.dial_wait()
-            return call.dialed(await self._dial(wait), wait)  # type: ignore[no-any-return]
+            return call.dialed(await self._dial(wait, call.request.endpoint), wait)  # type: ignore[no-any-return]
         if action == LOGIN:
             await self.login()
             return call.logged_in()  # type: ignore[no-any-return]
         if action == SLEEP:
             await asyncio.sleep(call.delay)
             return call.slept()  # type: ignore[no-any-return]
+        if action == CHECK:
+            return call.checked(await self._check_versions())  # type: ignore[no-any-return]
         assert action == PROBE
         return call.probed(await self._probe())  # type: ignore[no-any-return]
 
     # -- server streams --------------------------------------------------------
 
-    async def stream(self, request: Request[Any]) -> AsyncIterator[bytes]:
+    def stream(self, request: Request[Any]) -> AsyncIterator[bytes]:
         """The raw answers of a server-streaming call; closing the iterator cancels it."""
         call = StreamCall(request, self.state)
+        if self.state._on_call is None:
+            return self._stream(call)
+        return self._reported(call, self._stream(call))
+
+    async def _reported(self, call: StreamCall, answers: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """``answers``, and the ``on_call`` hook told when the stream ends."""
+        hook = self.state._on_call
+        assert hook is not None
+        error: Optional[BaseException] = None
+        try:
+            async for raw in answers:
+                yield raw
+        except GeneratorExit:  # the consumer stopped: a normal end
+            raise
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            await answers.aclose()  # type: ignore[attr-defined]
+            fire(hook, call.info(error, "server_stream"))
+
+    async def _stream(self, call: StreamCall) -> AsyncIterator[bytes]:
+        request = call.request
         action = call.start()
         while True:
             if action != SEND:
                 action = await self._step(call, action)
                 continue
             try:
-                rpc = self.channel().unary_stream(request.method)(
+                rpc = self._channel_to(request.endpoint).unary_stream(request.method)(
                     request.payload, timeout=call.time_left(), metadata=self.state._metadata
                 )
             except Exception as exc:
@@ -171,6 +232,20 @@ class AsyncExecutor:
             await stream.aclose()  # type: ignore[attr-defined]
         where = self.state._where()
         raise Unavailable(f"{request.method} stream ended without an answer", endpoint=where)
+
+    async def _check_versions(self) -> Optional[BaseException]:
+        """Run the state's version check (see the sync executor's)."""
+        steps = self.state._version_check()
+        try:
+            request = next(steps)
+            while True:
+                try:
+                    answer = await self.run(request)
+                except EtcdError as exc:
+                    return exc
+                request = steps.send(answer)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
 
     async def _probe(self) -> Optional[int]:
         stream = self.stream(compact_probe())
@@ -205,10 +280,10 @@ class AsyncExecutor:
             if self.state._needs_login:
                 self.state._set_token(await self.run(self.state._login_request()))
 
-    async def _dial(self, wait: float) -> Optional[BaseException]:
+    async def _dial(self, wait: float, endpoint: Optional[str] = None) -> Optional[BaseException]:
         """Probe the connection (see ``_core.calls.DIAL_METHOD``); the probe's failure, if any."""
         try:
-            await (self._handles.get(DIAL_METHOD) or self._handle(DIAL_METHOD))(b"", timeout=wait)
+            await self._handle(DIAL_METHOD, endpoint)(b"", timeout=wait)
         except asyncio.CancelledError as exc:
             if not self.state._closed:
                 raise
@@ -223,7 +298,7 @@ class AsyncExecutor:
         self.state._check_open()
         old = self._channel
         self.state._use_endpoints(endpoints)
-        self.state._dialed = self.state._dial_timeout is None
+        self.state._reset_dial()
         self._channel, self._handles = None, {}  # the next call opens one on the new endpoints
         if old is not None:
             loop = asyncio.get_running_loop()
@@ -236,5 +311,6 @@ class AsyncExecutor:
 
     async def close(self) -> None:
         channel, self._channel = self._channel, None
-        if channel is not None:
-            await channel.close()
+        pinned, self._pinned = list(self._pinned.values()), {}
+        for each in ([channel] if channel is not None else []) + pinned:
+            await each.close()

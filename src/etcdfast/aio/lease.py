@@ -7,6 +7,7 @@ import logging
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Optional, TypeVar
 
 from .._core.keepalive import KeepAliveSchedule, LeaseHandle, report_lost
+from .._core.observe import StreamSession
 from ..api.lease import KEEPALIVE
 from ..errors import LeaseNotFoundError
 from ..types import LeaseKeepAlive, LeaseTimeToLive
@@ -162,6 +163,8 @@ class AsyncKeepAliveStream:
     async def _run(self) -> None:
         while not (self._closed or not self._schedule):
             self._attempt += 1
+            session = StreamSession(self._executor.state, KEEPALIVE)
+            failure: Optional[BaseException] = None
             try:
                 await self._executor.login_if_needed()
                 self._call = call = self._executor.open_stream(KEEPALIVE, self._requests(self._attempt))
@@ -170,12 +173,15 @@ class AsyncKeepAliveStream:
                     if gone is not None:
                         report_lost([gone], expired=False)
                     self._wake.set()
-            except asyncio.CancelledError:
+            except asyncio.CancelledError as exc:
+                session.end(exc)
                 if self._closed:
                     return
                 raise
             except Exception as exc:  # grpc's error, a failed login, a malformed answer: start over
+                failure = exc
                 log.debug("keep-alive stream broke: %s", self._executor.state._stream_error(exc))
+            session.end(failure)
             self._attempt += 1
             self._call = None
             lost, delay = self._schedule.broke(self._clock())

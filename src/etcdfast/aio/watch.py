@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, List,
 
 from .. import _codec
 from .._core.methods import Concatenate, P, bind_signature
+from .._core.observe import StreamSession
 from .._core.watch_hub import ItemT, WatchHandle, WatchHub, WatchItem
 from ..api.watch import WatchSpec
 from ..errors import ClientClosedError, EtcdError, Timeout
@@ -173,6 +174,7 @@ class AsyncWatchStream:
         while True:
             failure: Optional[BaseException] = None
             requests: "asyncio.Queue[Optional[bytes]]" = asyncio.Queue()
+            session = StreamSession(self._executor.state, WATCH)
             try:
                 await self._executor.login_if_needed()
                 for request in self._hub.connect():
@@ -182,12 +184,14 @@ class AsyncWatchStream:
                 async for raw in call:
                     for reply in self._hub.handle(raw, self._tracker):
                         requests.put_nowait(reply)
-            except asyncio.CancelledError:
+            except asyncio.CancelledError as exc:
+                session.end(exc)
                 if self._closed:
                     return
                 raise
             except Exception as exc:  # grpc's error, a malformed response, a stale token...
                 failure = exc
+            session.end(failure)
             requests.put_nowait(None)
             self._requests = None
             self._call = None

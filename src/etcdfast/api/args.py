@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Optional
 
+from .._core.endpoints import Endpoint
 from ..errors import InvalidArgumentError
 
-__all__ = ["INT64_MAX", "UINT64_MAX", "integer", "non_negative", "positive", "lease_id"]
+__all__ = ["INT64_MAX", "UINT64_MAX", "integer", "non_negative", "positive", "lease_id", "member_endpoint"]
 
 INT64_MAX = (1 << 63) - 1
 INT64_MIN = -(1 << 63)
@@ -50,3 +51,18 @@ def lease_id(lease: object, *, name: str = "lease") -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int ID or a Lease, not {type(lease).__name__}")
     return integer(f"{name} ID", value, low=0)
+
+
+def member_endpoint(endpoint: Optional[str]) -> Optional[str]:
+    """The ``endpoint=`` of a call pinned to one member, as ``host:port`` (None: any member).
+
+    Any member's client URL works, not only the client's own endpoints (Go's
+    maintenance client dials it with the client's TLS and credentials); the
+    scheme follows the client: a TLS client talks TLS to it.
+    """
+    if endpoint is None:
+        return None
+    try:
+        return Endpoint.parse(endpoint).address
+    except ValueError as exc:
+        raise InvalidArgumentError(str(exc)) from None

@@ -59,9 +59,14 @@ class Request(Generic[T_co]):
     ``timeout`` is the caller's per-call deadline in seconds (``None``: the
     client's default; :data:`NO_DEADLINE`: none). ``default_timeout``, when
     set, replaces the client's default for this kind of call.
+
+    ``endpoint`` pins the call to one member (``"host:port"``, as
+    :attr:`Endpoint.address <etcdfast._core.endpoints.Endpoint.address>`
+    spells it) instead of the client's balanced endpoints: Go's maintenance
+    calls that address one member (``Status(ctx, endpoint)``).
     """
 
-    __slots__ = ("method", "payload", "decode", "kind", "repeatable", "timeout", "depth")
+    __slots__ = ("method", "payload", "decode", "kind", "repeatable", "timeout", "depth", "endpoint")
 
     #: The payload holds a secret (a password): never shown, never kept in a
     #: raised error's traceback (see ``_core.calls``).
@@ -80,6 +85,7 @@ class Request(Generic[T_co]):
         repeatable: bool = False,
         timeout: Optional[float] = None,
         depth: int = 0,
+        endpoint: Optional[str] = None,
     ) -> None:
         self.method = method
         self.payload = payload
@@ -90,6 +96,7 @@ class Request(Generic[T_co]):
         self.repeatable = repeatable
         self.timeout = timeout
         self.depth = depth
+        self.endpoint = endpoint
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {len(self.payload)} bytes>"

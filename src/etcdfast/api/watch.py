@@ -8,11 +8,11 @@ after every reconnect, from the revision each watch reached.
 
 from __future__ import annotations
 
-from typing import Any, Generic, Literal, Optional, TypeVar, Union, overload
+from typing import Any, Callable, Generic, Literal, Optional, TypeVar, Union, overload
 
 from .. import _codec
 from ..errors import InvalidArgumentError
-from ..types import Event, Progress
+from ..types import Event, Progress, WatchResponse
 from .args import non_negative
 from .request import check_timeout
 
@@ -32,7 +32,7 @@ class WatchSpec(Generic[ItemT]):
     """
 
     __slots__ = ("key", "range_end", "start_revision", "prev_kv", "no_put", "no_delete",
-                 "progress_notify", "fragment", "timeout")
+                 "progress_notify", "fragment", "timeout", "transform", "require_leader")
 
     def __init__(self, key: bytes, range_end: bytes, start_revision: int, prev_kv: bool, no_put: bool,
                  no_delete: bool, progress_notify: bool, fragment: bool,
@@ -47,6 +47,11 @@ class WatchSpec(Generic[ItemT]):
         self.fragment = fragment
         #: How long to wait for the server to create the watch (None: the client's timeout).
         self.timeout = timeout
+        #: What a view does to each response before delivery (a namespace strips
+        #: its prefix); None: nothing.
+        self.transform: Optional[Callable[[WatchResponse], WatchResponse]] = None
+        #: Watch on a stream that carries etcd's "hasleader" (None: the client's choice).
+        self.require_leader: Optional[bool] = None
 
     def __repr__(self) -> str:
         return f"<WatchSpec {self.key!r}..{self.range_end!r} from {self.start_revision}>"

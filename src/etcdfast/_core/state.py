@@ -283,6 +283,7 @@ class ClientState:
         )
         #: The metadata every call and stream carries (token included).
         self._metadata: Metadata = self._base_metadata or None
+        self._require_leader = bool(require_leader)
         #: True while calls must first authenticate (user given, no token yet).
         self._needs_login = user is not None
         self._revisions: Observer = _codec.revision.RevisionTracker()
@@ -389,6 +390,13 @@ class ClientState:
         message = _schema.message("etcdserverpb.AuthenticateRequest")
         payload = message(name=self._user, password=self.__password).SerializeToString()
         return LoginRequest(AUTHENTICATE, payload, _decode_token, repeatable=True)
+
+    def _metadata_of(self, require_leader: Optional[bool]) -> Metadata:
+        """The metadata of a call that overrides the client's ``require_leader``."""
+        if require_leader is None or bool(require_leader) == self._require_leader:
+            return self._metadata
+        token = tuple(item for item in self._metadata or () if item[0] == "token")
+        return ((("hasleader", "true"),) + token if require_leader else token) or None
 
     def _set_token(self, token: str) -> None:
         log.debug("authenticated as %r: new auth token", self._user)

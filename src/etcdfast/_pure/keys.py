@@ -149,7 +149,8 @@ def _prefixed(kind: int, data: bytes, prefix: bytes, prefix_end: bytes, depth: i
             elif field == end_field and value:
                 out.append(_len_field(field, prefix_end if value == b"\0" else prefix + value))
             elif field in submessages:
-                out.append(_len_field(field, _prefixed(submessages[field], value, prefix, prefix_end, depth + 1)))
+                inner = _prefixed(submessages[field], value, prefix, prefix_end, depth + 1)
+                out.append(_len_field(field, inner))
             else:
                 out.append(data[start:pos])
             continue

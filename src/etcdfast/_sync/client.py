@@ -72,6 +72,7 @@ class Client(ClientState, KV):
         self._run = self._executor.run
         self._lock = threading.Lock()
         self._watch_stream: Optional[WatchStream] = None
+        self._other_watch_stream: Optional[WatchStream] = None  # the other require_leader
         self._keepalive_stream: Optional[KeepAliveStream] = None
         self._stop_sync = threading.Event()
         if self.auto_sync_interval is not None:
@@ -88,9 +89,16 @@ class Client(ClientState, KV):
                 self._keepalive_stream = KeepAliveStream(self._executor)
             return self._keepalive_stream
 
-    def _watches(self) -> WatchStream:
+    def _watches(self, require_leader: Optional[bool] = None) -> WatchStream:
+        """The watch stream (made on first use); a watch whose ``require_leader``
+        differs from the client's goes on a second one: metadata is per stream."""
         with self._lock:
             self._check_open()
+            if require_leader is not None and bool(require_leader) != self._require_leader:
+                if self._other_watch_stream is None:
+                    self._other_watch_stream = WatchStream(
+                        self._executor, authenticated=self._user is not None, require_leader=require_leader)
+                return self._other_watch_stream
             if self._watch_stream is None:
                 self._watch_stream = WatchStream(self._executor, authenticated=self._user is not None)
             return self._watch_stream
@@ -181,7 +189,7 @@ class Client(ClientState, KV):
                 return
             self._closed = True
             self._stop_sync.set()
-            streams = (self._watch_stream, self._keepalive_stream)
+            streams = (self._watch_stream, self._other_watch_stream, self._keepalive_stream)
         for stream in streams:
             if stream is not None:
                 stream.close()

@@ -111,12 +111,13 @@ class Executor:
                 try:
                     handle = self._handles.get(request.method) if request.endpoint is None else None
                     handle = handle or self._handle(request.method, request.endpoint)
+                    metadata = (self.state._metadata if request.require_leader is None
+                                else self.state._metadata_of(request.require_leader))
                     if self.state._on_call is None:
-                        raw = handle(request.payload, timeout=call.time_left(), metadata=self.state._metadata)
+                        raw = handle(request.payload, timeout=call.time_left(), metadata=metadata)
                     else:  # with_call tells who answered
-                        raw, rpc = handle.with_call(
-                            request.payload, timeout=call.time_left(), metadata=self.state._metadata
-                        )
+                        raw, rpc = handle.with_call(request.payload, timeout=call.time_left(),
+                                                    metadata=metadata)
                         call.peer = peer_of(rpc.peer())
                 except grpc.RpcError as exc:
                     action = call.failed(exc)
@@ -159,7 +160,8 @@ class Executor:
         handle = self._handles.get(request.method) if request.endpoint is None else None
         handle = handle or self._handle(request.method, request.endpoint)
         try:
-            return handle.future(request.payload, timeout=call.time_left(), metadata=self.state._metadata)
+            return handle.future(request.payload, timeout=call.time_left(),
+                                 metadata=self.state._metadata_of(request.require_leader))
         except Exception:  # grpc refused to start it: outcome() replays the send
             return None
 
@@ -233,7 +235,8 @@ class Executor:
                 continue
             try:
                 rpc = self._channel_to(request.endpoint).unary_stream(request.method)(
-                    request.payload, timeout=call.time_left(), metadata=self.state._metadata
+                    request.payload, timeout=call.time_left(),
+                    metadata=self.state._metadata_of(request.require_leader),
                 )
             except Exception as exc:
                 action = call.failed(exc, started=False)
@@ -292,9 +295,11 @@ class Executor:
 
     # -- bidirectional streams (watch, keep-alive) ------------------------------
 
-    def open_stream(self, method: str, requests: Iterator[bytes]) -> Any:
+    def open_stream(
+        self, method: str, requests: Iterator[bytes], require_leader: Optional[bool] = None
+    ) -> Any:
         """Open a bidirectional stream fed by ``requests`` (log in first: :meth:`login_if_needed`)."""
-        return self._channel.stream_stream(method)(requests, metadata=self.state._metadata)
+        return self._channel.stream_stream(method)(requests, metadata=self.state._metadata_of(require_leader))
 
     # -- connection and login ----------------------------------------------------
 

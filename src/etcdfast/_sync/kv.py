@@ -74,7 +74,9 @@ class KV:
 
     _run: Callable[[Request[Any]], Any]
 
-    def _watches(self) -> "WatchStream":  # pragma: no cover - each class's own
+    def _watches(  # pragma: no cover - each class's own
+        self, require_leader: Optional[bool] = None
+    ) -> "WatchStream":
         raise NotImplementedError
 
     def _keepalive(self) -> "KeepAliveStream":  # pragma: no cover - each class's own
@@ -203,8 +205,8 @@ class _View(KV):
     def _keepalive(self) -> "KeepAliveStream":
         return self._client._keepalive()  # type: ignore[no-any-return]
 
-    def _watches(self) -> "WatchStream":
-        return self._client._watches()  # type: ignore[no-any-return]
+    def _watches(self, require_leader: Optional[bool] = None) -> "WatchStream":
+        return self._client._watches(require_leader)  # type: ignore[no-any-return]
 
 
 class _NamespacedWatches:
@@ -235,8 +237,8 @@ class NamespaceView(_View):
     def _run(self, request: Request[T]) -> T:
         return self._client._run(self._namespace.request(request))  # type: ignore[no-any-return]
 
-    def _watches(self) -> "WatchStream":
-        return _NamespacedWatches(self._client._watches(), self._namespace)  # type: ignore[return-value]
+    def _watches(self, require_leader: Optional[bool] = None) -> "WatchStream":
+        return _NamespacedWatches(self._client._watches(require_leader), self._namespace)  # type: ignore[return-value]
 
     def namespace(self, prefix: KeyLike) -> "NamespaceView":
         """The namespace ``prefix`` inside this one (one view: the prefixes joined)."""

@@ -156,8 +156,12 @@ class WatchStream:
     then end with ``Unavailable``.
     """
 
-    def __init__(self, executor: "Executor", authenticated: bool = False) -> None:
+    def __init__(
+        self, executor: "Executor", authenticated: bool = False, require_leader: Optional[bool] = None
+    ) -> None:
         self._executor = executor
+        #: This stream's "hasleader" choice (None: the client's; see ``Request.require_leader``).
+        self._require_leader = require_leader
         self._tracker = executor.state._revisions
         self._hub = WatchHub(authenticated)
         self._lock = threading.Lock()
@@ -395,7 +399,7 @@ class WatchStream:
             for request in self._hub.connect():
                 requests.put(request)
             self._requests = requests
-            self._call = self._executor.open_stream(WATCH, self._iterate(requests))
+            self._call = self._executor.open_stream(WATCH, self._iterate(requests), self._require_leader)
             return self._call, requests
 
     def _run(self) -> None:
@@ -470,7 +474,8 @@ def watch_method(build: Callable[P, WatchSpec[ItemT]]) -> Callable[Concatenate[A
     """``Client.watch``: the options of ``api.watch.watch_spec``, answered with a :class:`Watch`."""
 
     def method(self: Any, /, *args: P.args, **kwargs: P.kwargs) -> Watch[ItemT]:
-        return self._watches().watch(build(*args, **kwargs))  # type: ignore[no-any-return]
+        spec = build(*args, **kwargs)
+        return self._watches(spec.require_leader).watch(spec)  # type: ignore[no-any-return]
 
     bind_signature(build, method, "Watch", None)
     return method

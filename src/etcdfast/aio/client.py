@@ -76,6 +76,7 @@ class AsyncClient(ClientState, AsyncKV):
         self._run = self._executor.run
         self._sync_task: "Optional[asyncio.Task[None]]" = None
         self._watch_stream: Optional[AsyncWatchStream] = None
+        self._other_watch_stream: Optional[AsyncWatchStream] = None  # the other require_leader
         self._keepalive_stream: Optional[AsyncKeepAliveStream] = None
         self._callback_tasks: "set[asyncio.Task[None]]" = set()
 
@@ -91,8 +92,15 @@ class AsyncClient(ClientState, AsyncKV):
             self._keepalive_stream = AsyncKeepAliveStream(self._executor)
         return self._keepalive_stream
 
-    def _watches(self) -> AsyncWatchStream:
+    def _watches(self, require_leader: Optional[bool] = None) -> AsyncWatchStream:
+        """The watch stream (made on first use); a watch whose ``require_leader``
+        differs from the client's goes on a second one: metadata is per stream."""
         self._check_open()
+        if require_leader is not None and bool(require_leader) != self._require_leader:
+            if self._other_watch_stream is None:
+                self._other_watch_stream = AsyncWatchStream(
+                    self._executor, authenticated=self._user is not None, require_leader=require_leader)
+            return self._other_watch_stream
         if self._watch_stream is None:
             self._watch_stream = AsyncWatchStream(self._executor, authenticated=self._user is not None)
         return self._watch_stream
@@ -184,7 +192,7 @@ class AsyncClient(ClientState, AsyncKV):
         if self._sync_task is not None:
             self._sync_task.cancel()
             await asyncio.gather(self._sync_task, return_exceptions=True)
-        for stream in (self._watch_stream, self._keepalive_stream):
+        for stream in (self._watch_stream, self._other_watch_stream, self._keepalive_stream):
             if stream is not None:
                 await stream.close()
         for task in list(self._callback_tasks):

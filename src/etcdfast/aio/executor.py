@@ -114,8 +114,10 @@ class AsyncExecutor:
                 request = call.request
                 try:
                     handle = self._handles.get(request.method) if request.endpoint is None else None
+                    metadata = (self.state._metadata if request.require_leader is None
+                                else self.state._metadata_of(request.require_leader))
                     raw = await (handle or self._handle(request.method, request.endpoint))(
-                        request.payload, timeout=call.time_left(), metadata=self.state._metadata
+                        request.payload, timeout=call.time_left(), metadata=metadata
                     )
                 except grpc.RpcError as exc:
                     action = call.failed(exc)
@@ -203,7 +205,8 @@ class AsyncExecutor:
                 continue
             try:
                 rpc = self._channel_to(request.endpoint).unary_stream(request.method)(
-                    request.payload, timeout=call.time_left(), metadata=self.state._metadata
+                    request.payload, timeout=call.time_left(),
+                    metadata=self.state._metadata_of(request.require_leader),
                 )
             except Exception as exc:
                 action = call.failed(exc, started=False)
@@ -262,9 +265,10 @@ class AsyncExecutor:
 
     # -- bidirectional streams (watch, keep-alive) ------------------------------
 
-    def open_stream(self, method: str, requests: Any) -> Any:
+    def open_stream(self, method: str, requests: Any, require_leader: Optional[bool] = None) -> Any:
         """Open a bidirectional stream fed by ``requests`` (log in first: :meth:`login_if_needed`)."""
-        return self.channel().stream_stream(method)(requests, metadata=self.state._metadata)
+        metadata = self.state._metadata_of(require_leader)
+        return self.channel().stream_stream(method)(requests, metadata=metadata)
 
     # -- connection and login ----------------------------------------------------
 

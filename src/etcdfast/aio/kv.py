@@ -68,7 +68,9 @@ class AsyncKV:
     _run: Callable[[Request[Any]], Awaitable[Any]]
     _callback_tasks: "set[Any]"
 
-    def _watches(self) -> "AsyncWatchStream":  # pragma: no cover - each class's own
+    def _watches(  # pragma: no cover - each class's own
+        self, require_leader: Optional[bool] = None
+    ) -> "AsyncWatchStream":
         raise NotImplementedError
 
     def _keepalive(self) -> "AsyncKeepAliveStream":  # pragma: no cover - each class's own
@@ -190,8 +192,8 @@ class _AsyncView(AsyncKV):
     def _keepalive(self) -> "AsyncKeepAliveStream":
         return self._client._keepalive()  # type: ignore[no-any-return]
 
-    def _watches(self) -> "AsyncWatchStream":
-        return self._client._watches()  # type: ignore[no-any-return]
+    def _watches(self, require_leader: Optional[bool] = None) -> "AsyncWatchStream":
+        return self._client._watches(require_leader)  # type: ignore[no-any-return]
 
 
 class _AsyncNamespacedWatches:
@@ -222,8 +224,8 @@ class AsyncNamespaceView(_AsyncView):
     async def _run(self, request: Request[T]) -> T:
         return await self._client._run(self._namespace.request(request))  # type: ignore[no-any-return]
 
-    def _watches(self) -> "AsyncWatchStream":
-        return _AsyncNamespacedWatches(self._client._watches(), self._namespace)  # type: ignore[return-value]
+    def _watches(self, require_leader: Optional[bool] = None) -> "AsyncWatchStream":
+        return _AsyncNamespacedWatches(self._client._watches(require_leader), self._namespace)  # type: ignore[return-value]
 
     def namespace(self, prefix: KeyLike) -> "AsyncNamespaceView":
         """The namespace ``prefix`` inside this one (one view: the prefixes joined)."""

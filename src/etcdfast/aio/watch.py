@@ -102,8 +102,12 @@ class AsyncWatchStream:
     """One ``Watch`` stream per AsyncClient; a reader task drives the hub
     (reconnect policy: :meth:`WatchHub.broke`)."""
 
-    def __init__(self, executor: "AsyncExecutor", authenticated: bool = False) -> None:
+    def __init__(
+        self, executor: "AsyncExecutor", authenticated: bool = False, require_leader: Optional[bool] = None
+    ) -> None:
         self._executor = executor
+        #: This stream's "hasleader" choice (None: the client's; see ``Request.require_leader``).
+        self._require_leader = require_leader
         self._tracker = executor.state._revisions
         self._hub = WatchHub(authenticated)
         self._requests: Optional["asyncio.Queue[Optional[bytes]]"] = None
@@ -180,7 +184,8 @@ class AsyncWatchStream:
                 for request in self._hub.connect():
                     requests.put_nowait(request)
                 self._requests = requests
-                self._call = call = self._executor.open_stream(WATCH, self._iterate(requests))
+                self._call = call = self._executor.open_stream(
+                    WATCH, self._iterate(requests), self._require_leader)
                 async for raw in call:
                     for reply in self._hub.handle(raw, self._tracker):
                         requests.put_nowait(reply)
@@ -211,7 +216,8 @@ def watch_method(
     """``AsyncClient.watch``: the options of ``api.watch.watch_spec``, answering an :class:`AsyncWatch`."""
 
     async def method(self: Any, /, *args: P.args, **kwargs: P.kwargs) -> AsyncWatch[ItemT]:
-        return await self._watches().watch(build(*args, **kwargs))  # type: ignore[no-any-return]
+        spec = build(*args, **kwargs)
+        return await self._watches(spec.require_leader).watch(spec)  # type: ignore[no-any-return]
 
     bind_signature(build, method, "Awaitable[AsyncWatch]", None)
     return method

@@ -90,6 +90,7 @@ def get(
     min_create_revision: int = 0,
     max_create_revision: int = 0,
     timeout: Optional[float] = None,
+    require_leader: Optional[bool] = None,
 ) -> Request[GetResult]:
     """Read a key, a prefix (``prefix=True``), ``[key, range_end)``, or every key
     from ``key`` on (``from_key=True``; with an empty key: the whole keyspace).
@@ -102,7 +103,9 @@ def get(
     without a quorum round-trip (faster, possibly stale); ``keys_only`` omits
     values; ``count_only`` returns only ``.count``; the ``min_*``/``max_*``
     revisions filter keys by their mod/create revision. ``timeout`` is this
-    call's deadline in seconds (default: the client's).
+    call's deadline in seconds (default: the client's); ``require_leader``
+    overrides the client's for this call (a member cut off from its leader
+    refuses it with NoLeaderError instead of answering or stalling).
     """
     k, end = _codec.keys.resolve_range(key, range_end, prefix, from_key)
     order, target = _sort(sort_order, sort_target)
@@ -124,6 +127,7 @@ def get(
     return Request(
         RANGE, payload, _codec.wire.decode_range,
         kind=OP_RANGE, repeatable=True, timeout=check_timeout(timeout),
+        require_leader=require_leader,
     )
 
 
@@ -137,10 +141,12 @@ def get_value(
     revision: int = 0,
     serializable: bool = False,
     timeout: Optional[float] = None,
+    require_leader: Optional[bool] = None,
 ) -> Request[Optional[bytes]]:
     """The value of one key, or ``None`` if it does not exist."""
     request = get(key, revision=revision, serializable=serializable, timeout=timeout)
-    return Request(RANGE, request.payload, _first_value, repeatable=True, timeout=request.timeout)
+    return Request(RANGE, request.payload, _first_value, repeatable=True, timeout=request.timeout,
+                   require_leader=require_leader)
 
 
 def put(
@@ -152,6 +158,7 @@ def put(
     ignore_value: bool = False,
     ignore_lease: bool = False,
     timeout: Optional[float] = None,
+    require_leader: Optional[bool] = None,
 ) -> Request[PutResult]:
     """Set ``key`` to ``value``.
 
@@ -168,7 +175,8 @@ def put(
     if ignore_lease and lid:
         raise LeaseProvidedError("ignore_lease=True cannot be combined with a lease")
     payload = _codec.wire.encode_put(k, v, lid, prev_kv, ignore_value, ignore_lease)
-    return Request(PUT, payload, _codec.wire.decode_put, kind=OP_PUT, timeout=check_timeout(timeout))
+    return Request(PUT, payload, _codec.wire.decode_put, kind=OP_PUT, timeout=check_timeout(timeout),
+                   require_leader=require_leader)
 
 
 def delete(
@@ -179,6 +187,7 @@ def delete(
     from_key: bool = False,
     prev_kv: bool = False,
     timeout: Optional[float] = None,
+    require_leader: Optional[bool] = None,
 ) -> Request[DeleteResult]:
     """Delete a key, a prefix, ``[key, range_end)`` or every key from ``key`` on.
 
@@ -187,7 +196,8 @@ def delete(
     k, end = _codec.keys.resolve_range(key, range_end, prefix, from_key)
     payload = _codec.wire.encode_delete(k, end, prev_kv)
     return Request(
-        DELETE_RANGE, payload, _codec.wire.decode_delete, kind=OP_DELETE, timeout=check_timeout(timeout)
+        DELETE_RANGE, payload, _codec.wire.decode_delete, kind=OP_DELETE, timeout=check_timeout(timeout),
+        require_leader=require_leader,
     )
 
 

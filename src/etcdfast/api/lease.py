@@ -79,7 +79,10 @@ decode_keepalive = _schema.decoder(
 )
 
 
-def grant(ttl: int, id: int = 0, *, timeout: Optional[float] = None) -> Request[LeaseGrant]:
+def grant(
+    ttl: int, id: int = 0, *, timeout: Optional[float] = None,
+    require_leader: Optional[bool] = None,
+) -> Request[LeaseGrant]:
     """Grant a lease of ``ttl`` seconds (etcd may raise short TTLs to its minimum).
 
     ``id=0`` lets the server choose the ID. Keys attached to the lease are
@@ -88,26 +91,37 @@ def grant(ttl: int, id: int = 0, *, timeout: Optional[float] = None) -> Request[
     integer("lease TTL", ttl, low=1)
     payload = _serialize("LeaseGrantRequest", TTL=ttl, ID=integer("lease ID", id, low=0))
     # Not repeatable: a retried grant could create a second lease.
-    return Request(GRANT, payload, _decode_grant, timeout=check_timeout(timeout))
+    return Request(GRANT, payload, _decode_grant, timeout=check_timeout(timeout),
+                   require_leader=require_leader)
 
 
-def revoke(lease: LeaseLike, *, timeout: Optional[float] = None) -> Request[ResponseHeader]:
+def revoke(
+    lease: LeaseLike, *, timeout: Optional[float] = None,
+    require_leader: Optional[bool] = None,
+) -> Request[ResponseHeader]:
     """Revoke a lease now; its keys are deleted. Unknown lease: LeaseNotFoundError."""
     payload = _serialize("LeaseRevokeRequest", ID=positive_id(lease))
-    return Request(REVOKE, payload, _decode_revoke, repeatable=True, timeout=check_timeout(timeout))
+    return Request(REVOKE, payload, _decode_revoke, repeatable=True, timeout=check_timeout(timeout),
+                   require_leader=require_leader)
 
 
 def time_to_live(
-    lease: LeaseLike, keys: bool = False, *, timeout: Optional[float] = None
+    lease: LeaseLike, keys: bool = False, *, timeout: Optional[float] = None,
+    require_leader: Optional[bool] = None,
 ) -> Request[LeaseTimeToLive]:
     """Remaining TTL and granted TTL of a lease, with its keys if ``keys=True``."""
     payload = _serialize("LeaseTimeToLiveRequest", ID=positive_id(lease), keys=bool(keys))
-    return Request(TIME_TO_LIVE, payload, _decode_ttl, repeatable=True, timeout=check_timeout(timeout))
+    return Request(TIME_TO_LIVE, payload, _decode_ttl, repeatable=True, timeout=check_timeout(timeout),
+                   require_leader=require_leader)
 
 
-def leases(*, timeout: Optional[float] = None) -> Request[List[int]]:
+def leases(
+    *, timeout: Optional[float] = None,
+    require_leader: Optional[bool] = None,
+) -> Request[List[int]]:
     """IDs of all leases the cluster knows, in ascending order."""
-    return Request(LEASES, b"", _decode_leases, repeatable=True, timeout=check_timeout(timeout))
+    return Request(LEASES, b"", _decode_leases, repeatable=True, timeout=check_timeout(timeout),
+                   require_leader=require_leader)
 
 
 def keepalive_request(lease: int) -> bytes:
@@ -123,11 +137,15 @@ def keepalive_answer(data: bytes, tracker: Optional[Observer] = None) -> LeaseKe
     return answer
 
 
-def keep_alive_once(lease: LeaseLike, *, timeout: Optional[float] = None) -> Request[LeaseKeepAlive]:
+def keep_alive_once(
+    lease: LeaseLike, *, timeout: Optional[float] = None,
+    require_leader: Optional[bool] = None,
+) -> Request[LeaseKeepAlive]:
     """Refresh a lease once (one message on a ``LeaseKeepAlive`` stream); returns
     its new TTL. LeaseNotFoundError if it is gone."""
     payload = keepalive_request(positive_id(lease))
-    return Request(KEEPALIVE, payload, keepalive_answer, repeatable=True, timeout=check_timeout(timeout))
+    return Request(KEEPALIVE, payload, keepalive_answer, repeatable=True, timeout=check_timeout(timeout),
+                   require_leader=require_leader)
 
 
 # -- lease handles (the clients' ``lease`` and ``keep_alive`` methods) ---------

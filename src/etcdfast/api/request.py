@@ -64,9 +64,14 @@ class Request(Generic[T_co]):
     :attr:`Endpoint.address <etcdfast._core.endpoints.Endpoint.address>`
     spells it) instead of the client's balanced endpoints: Go's maintenance
     calls that address one member (``Status(ctx, endpoint)``).
+
+    ``require_leader`` overrides the client's ``require_leader`` for this call
+    (etcd's ``hasleader`` metadata: a member without a leader refuses it at
+    once with NoLeaderError); None: the client's choice.
     """
 
-    __slots__ = ("method", "payload", "decode", "kind", "repeatable", "timeout", "depth", "endpoint")
+    __slots__ = ("method", "payload", "decode", "kind", "repeatable", "timeout", "depth", "endpoint",
+                 "require_leader")
 
     #: The payload holds a secret (a password): never shown, never kept in a
     #: raised error's traceback (see ``_core.calls``).
@@ -86,6 +91,7 @@ class Request(Generic[T_co]):
         timeout: Optional[float] = None,
         depth: int = 0,
         endpoint: Optional[str] = None,
+        require_leader: Optional[bool] = None,
     ) -> None:
         self.method = method
         self.payload = payload
@@ -97,6 +103,7 @@ class Request(Generic[T_co]):
         self.timeout = timeout
         self.depth = depth
         self.endpoint = endpoint
+        self.require_leader = require_leader
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {len(self.payload)} bytes>"

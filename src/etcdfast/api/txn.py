@@ -139,6 +139,8 @@ def _ops(ops: Iterable[Request[object]], branch: str) -> Tuple[List[Tuple[int, b
             )
         if op.timeout is not None:
             raise InvalidArgumentError("timeout applies to the whole txn, not to one of its ops")
+        if op.require_leader is not None:
+            raise InvalidArgumentError("require_leader applies to the whole txn, not to one of its ops")
         parts.append((op.kind, op.payload))
         depth = max(depth, op.depth)
     return parts, depth
@@ -150,6 +152,7 @@ def txn(
     failure: Iterable[Request[object]] = (),
     *,
     timeout: Optional[float] = None,
+    require_leader: Optional[bool] = None,
 ) -> Request[TxnResult]:
     """Atomically: if every ``compare`` holds, run the ``success`` ops, else the
     ``failure`` ops.
@@ -173,7 +176,7 @@ def txn(
         )
     payload = _codec.wire.encode_txn(compares, then, otherwise)
     return Request(TXN, payload, _codec.wire.decode_txn, kind=kv.OP_TXN,
-                   timeout=check_timeout(timeout), depth=depth)
+                   timeout=check_timeout(timeout), require_leader=require_leader, depth=depth)
 
 
 class Op:

@@ -71,6 +71,7 @@ def watch_spec(
     progress_notify: Literal[False] = ...,
     fragment: bool = ...,
     timeout: Optional[float] = ...,
+    require_leader: Optional[bool] = ...,
 ) -> WatchSpec[Event]: ...
 
 
@@ -88,6 +89,7 @@ def watch_spec(
     progress_notify: bool,
     fragment: bool = ...,
     timeout: Optional[float] = ...,
+    require_leader: Optional[bool] = ...,
 ) -> WatchSpec[WatchItem]: ...
 
 
@@ -104,6 +106,7 @@ def watch_spec(
     progress_notify: bool = False,
     fragment: bool = False,
     timeout: Optional[float] = None,
+    require_leader: Optional[bool] = None,
 ) -> WatchSpec[Any]:
     """Watch a key, a prefix, ``[key, range_end)`` or everything from ``key`` on.
 
@@ -119,7 +122,10 @@ def watch_spec(
     items; ``fragment`` lets the server split huge revisions (merged again
     here). All watches share one stream and resume after a broken connection
     with no event lost or repeated. ``timeout`` bounds the wait for the server
-    to create the watch (default: the client's timeout).
+    to create the watch (default: the client's timeout). ``require_leader``
+    overrides the client's for this watch (Go's ``WithRequireLeader``): it
+    ends with NoLeaderError when its member loses the leader; such watches
+    share a stream of their own.
     """
     k, end = _codec.keys.resolve_range(key, range_end, prefix, from_key)
     # b"\0" as range_end means "every key from key on" (from_key).
@@ -127,6 +133,8 @@ def watch_spec(
         raise InvalidArgumentError(
             f"watch range_end {end!r} must sort after the key {k!r} (the range would be empty)"
         )
-    return WatchSpec(k, end, non_negative("start_revision", start_revision), bool(prev_kv),
-                     bool(no_put), bool(no_delete), bool(progress_notify), bool(fragment),
-                     check_timeout(timeout))
+    spec: WatchSpec[Any] = WatchSpec(
+        k, end, non_negative("start_revision", start_revision), bool(prev_kv), bool(no_put),
+        bool(no_delete), bool(progress_notify), bool(fragment), check_timeout(timeout))
+    spec.require_leader = require_leader
+    return spec

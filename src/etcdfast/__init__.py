@@ -36,17 +36,20 @@ from .errors import (
     ElectionNotLeaderError,
     EmptyKeyError,
     EtcdError,
+    ForkedClientError,
     FutureRevisionError,
     InvalidArgumentError,
     LeaseExpiredError,
     LeaseNotFoundError,
     NoLeaderError,
+    OldClusterError,
     OutcomeUnknownError,
     PermissionDeniedError,
     ProtocolError,
     RequestTooLargeError,
     ResponseTooLargeError,
     SnapshotIntegrityError,
+    StaleReadError,
     Timeout,
     TLSError,
     TooManyOpsError,
@@ -92,12 +95,16 @@ from .types import (
 
 if TYPE_CHECKING:
     from ._codec import IMPLEMENTATION
+    from ._core.observe import CallInfo
     from ._sync import Client, Lease, Watch
     from ._sync.concurrency import Election, Mutex, Session
+    from ._sync.kv import NamespaceView, OrderedView, Syncer
     from .aio import AsyncClient, AsyncLease, AsyncWatch
     from .aio.concurrency import AsyncElection, AsyncMutex, AsyncSession
+    from .aio.kv import AsyncNamespaceView, AsyncOrderedView, AsyncSyncer
     from .api.concurrency import Isolation
     from .api.txn import Compare, Comparison, Op
+    from .discovery import srv_endpoints
 
 __version__ = "0.1.0"
 
@@ -120,6 +127,14 @@ _LAZY = {
     "Compare": ".api.txn",
     "Comparison": ".api.txn",
     "Op": ".api.txn",
+    "CallInfo": "._core.observe",
+    "NamespaceView": "._sync.kv",
+    "OrderedView": "._sync.kv",
+    "Syncer": "._sync.kv",
+    "AsyncNamespaceView": ".aio.kv",
+    "AsyncOrderedView": ".aio.kv",
+    "AsyncSyncer": ".aio.kv",
+    "srv_endpoints": ".discovery",
 }
 
 
@@ -143,6 +158,14 @@ __all__ = [
     "AsyncWatch",
     "Lease",
     "AsyncLease",
+    "NamespaceView",
+    "OrderedView",
+    "Syncer",
+    "AsyncNamespaceView",
+    "AsyncOrderedView",
+    "AsyncSyncer",
+    "CallInfo",
+    "srv_endpoints",
     "Session",
     "Mutex",
     "Election",
@@ -216,4 +239,7 @@ __all__ = [
     "ConnectionLostError",
     "ClosedDuringCallError",
     "TLSError",
+    "ForkedClientError",
+    "OldClusterError",
+    "StaleReadError",
 ]

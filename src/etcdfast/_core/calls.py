@@ -144,7 +144,7 @@ class _Machine:
     def start(self) -> int:
         """The first action."""
         if self.state._closed:
-            return self._raise(ClientClosedError("the client is closed"))
+            return self._raise(self.state._closed_error())
         return self._next()
 
     def _next(self) -> int:

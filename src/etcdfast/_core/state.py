@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import time
+import weakref
 from typing import Any, Callable, Generator, List, Optional, Sequence, Tuple, Union
 
 from .. import _codec, _schema
@@ -23,6 +24,7 @@ from ..errors import (
     AuthOldRevisionError,
     ClientClosedError,
     EtcdError,
+    ForkedClientError,
     InvalidAuthTokenError,
     OldClusterError,
     ReauthenticatingError,
@@ -74,6 +76,23 @@ AUTHENTICATE = "/etcdserverpb.Auth/Authenticate"
 _decode_token = _schema.decoder("etcdserverpb.AuthenticateResponse", lambda m: str(m.token))
 
 Metadata = Optional[Tuple[Tuple[str, str], ...]]
+
+
+#: Every client alive in this process, for the fork handler below.
+_LIVE: "weakref.WeakSet[ClientState]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # The child has one thread and a copy of every client: none may touch its
+    # (the parent's) gRPC channel. Each refuses calls from now on; what it
+    # must also end -- watches waiting on a reader thread the child lacks --
+    # its _after_fork does without taking locks (no other thread runs).
+    for state in list(_LIVE):
+        state._after_fork()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _min_version(reject: Union[bool, Tuple[int, int]]) -> Optional[Tuple[int, int]]:
@@ -288,6 +307,9 @@ class ClientState:
         self._needs_login = user is not None
         self._revisions: Observer = _codec.revision.RevisionTracker()
         self._closed = False
+        #: The process that made the client: after os.fork() it cannot be used (ForkedClientError).
+        self._pid = os.getpid()
+        _LIVE.add(self)
         #: The clock of every deadline and schedule (tests may replace it).
         self._clock: Callable[[], float] = time.monotonic
         self._started()
@@ -427,7 +449,7 @@ class ClientState:
         if callable(getattr(exc, "code", None)) and callable(getattr(exc, "details", None)):
             return from_rpc_error(exc, self.endpoints)
         if self._closed:
-            return ClientClosedError("the client is closed")
+            return self._closed_error()
         return Unavailable(f"call to {self._where()} failed: {exc!r}", endpoint=self._where())
 
     def _stream_error(self, exc: Optional[BaseException]) -> EtcdError:
@@ -442,7 +464,26 @@ class ClientState:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise ClientClosedError("the client is closed")
+            raise self._closed_error()
+
+    def _closed_error(self) -> ClientClosedError:
+        """Why calls fail now: closed, or made in the parent of a fork."""
+        if self._pid != os.getpid():
+            return ForkedClientError(
+                f"this etcdfast client was made in process {self._pid} and cannot be used in "
+                f"process {os.getpid()}, a child made by os.fork(): gRPC channels and the "
+                "client's threads do not survive a fork. Make a new client in the child "
+                "(the parent's client is unaffected)."
+            )
+        return ClientClosedError("the client is closed")
+
+    @property
+    def _forked(self) -> bool:
+        return self._pid != os.getpid()
+
+    def _after_fork(self) -> None:
+        """In a forked child: refuse every call (never touch the parent's channel)."""
+        self._closed = True
 
     def _grpc_timeout(self, seconds: float) -> Optional[float]:
         """A deadline as grpc takes it: None for no deadline."""

@@ -184,6 +184,9 @@ class Client(ClientState, KV):
     def close(self) -> None:
         """Stop watches and keep-alives, close the channel. Idempotent; later
         calls raise ClientClosedError, calls in flight ClosedDuringCallError."""
+        if self._forked:  # the channel is the parent's: leave it alone
+            self._closed = True
+            return
         with self._lock:
             if self._closed:
                 return
@@ -194,6 +197,13 @@ class Client(ClientState, KV):
             if stream is not None:
                 stream.close()
         self._executor.close()
+
+    def _after_fork(self) -> None:
+        super()._after_fork()
+        error = self._closed_error()
+        for stream in (self._watch_stream, self._other_watch_stream):
+            if stream is not None:
+                stream._abandon(error)
 
     def __enter__(self) -> "Client":
         return self

@@ -11,7 +11,8 @@ lock, election or queue made from a view -- is namespaced or ordered alike.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Optional, Type, TypeVar, Union
+import threading
+from typing import TYPE_CHECKING, Any, Callable, Iterator, List, Optional, Type, TypeVar, Union
 
 from .. import _codec
 from .._core.methods import sync_method, sync_unary
@@ -22,10 +23,20 @@ from ..api import kv as _kv
 from ..api import lease as _lease
 from ..api import txn as _txn
 from ..api.kv import KeyLike
+from ..api.mirror import (
+    COPY_POLL_S,
+    DEFAULT_MAX_TXN_OPS,
+    CopyProgress,
+    SyncerState,
+    renamed_items,
+    update_txns,
+)
 from ..api.plan import Plan
 from ..api.request import Request
 from ..api.views import Namespace, Ordering, ViolationHandler
 from ..api.watch import WatchSpec, watch_spec
+from ..errors import Timeout
+from ..types import KeyValue
 from . import bulk as _sync_bulk
 from .concurrency import Barrier, PriorityQueue, Queue, Session, run_stm
 from .lease import Lease
@@ -33,10 +44,11 @@ from .plans import run_plan
 from .watch import Watch, start_callback_thread, watch_method
 
 if TYPE_CHECKING:
+    from .client import Client
     from .lease import KeepAliveStream
     from .watch import WatchStream
 
-__all__ = ["KV", "NamespaceView", "OrderedView"]
+__all__ = ["KV", "NamespaceView", "OrderedView", "Syncer"]
 
 T = TypeVar("T")
 L = TypeVar("L", bound=Lease)
@@ -158,6 +170,14 @@ class KV:
         """A priority queue under ``prefix`` (contrib/recipes' ``PriorityQueue``)."""
         return PriorityQueue(self, prefix)
 
+    def mirror(self, prefix: KeyLike = b"", revision: int = 0) -> "Syncer":
+        """A syncer of everything under ``prefix`` (Go's ``mirror.Syncer``):
+        ``base()`` reads it at one revision in pages, then ``updates()``
+        watches from the next revision, so a copy misses nothing and repeats
+        nothing. ``revision`` resumes a mirror from a revision already copied
+        (the empty prefix: the whole keyspace)."""
+        return Syncer(self, SyncerState(_codec.keys.to_bytes(prefix), revision))
+
     # -- views ----------------------------------------------------------------
 
     def namespace(self, prefix: KeyLike) -> "NamespaceView":
@@ -179,6 +199,80 @@ class KV:
         ``on_violation(error)`` decides instead: raise to refuse, return to retry.
         ``get_value`` and ``count`` answers carry no revision: use ``get``."""
         return OrderedView(self, on_violation)
+
+
+class Syncer:
+    """``client.mirror(prefix)``: see :meth:`KV.mirror`."""
+
+    def __init__(self, client: KV, state: SyncerState) -> None:
+        self._client = client
+        self._state = state
+
+    @property
+    def prefix(self) -> bytes:
+        return self._state.prefix
+
+    @property
+    def revision(self) -> int:
+        """The revision of the base (0 until ``base()`` was read, unless resuming)."""
+        return self._state.revision
+
+    def base(self, page_size: Optional[int] = None) -> Iterator[List[KeyValue]]:
+        """The pages of everything under the prefix, all at one revision."""
+        pages = self._client.iter_range_pages(self._state.prefix, prefix=True, page_size=page_size,
+                                              revision=self._state.revision)
+        yield from pages
+        self._state.base_done(pages.revision)
+
+    def updates(self, **watch_options: Any) -> "Watch[Any]":
+        """A watch of the prefix from the revision after the base's."""
+        return self._client.watch(self._state.prefix, prefix=True,
+                                  start_revision=self._state.updates_from(), **watch_options)
+
+    def copy_to(
+        self,
+        dest: "Client",
+        *,
+        dest_prefix: Optional[KeyLike] = None,
+        max_txn_ops: int = DEFAULT_MAX_TXN_OPS,
+        progress: Optional[CopyProgress] = None,
+        stop: Optional[threading.Event] = None,
+    ) -> int:
+        """Mirror the prefix into ``dest`` (another client) until ``stop`` is set
+        or the watch ends (etcdctl's ``make-mirror``); returns the source
+        revision copied up to -- give it as ``revision=`` to resume.
+
+        The base goes in with ``dest.put_many`` (unless resuming), then each
+        source revision's events in one txn (split every ``max_txn_ops``).
+        Keys move from the prefix to ``dest_prefix`` (default: the same prefix;
+        ``b""``: to the root, ``--no-dest-prefix``). A compacted revision raises
+        CompactedError: copy from a fresh base then."""
+        target = self._state.prefix if dest_prefix is None else _codec.keys.to_bytes(dest_prefix)
+        copied = 0
+        if not self._state.revision:
+            for page in self.base():
+                dest.put_many(renamed_items(page, self._state.prefix, target))
+                copied += len(page)
+                if progress is not None:
+                    progress(copied, self._state.revision)
+        with self.updates() as watch:
+            while stop is None or not stop.is_set():
+                try:
+                    events = watch.get(timeout=COPY_POLL_S)
+                except Timeout:
+                    continue
+                if not events:  # the watch ended (cancelled)
+                    break
+                for txn in update_txns(events, self._state.prefix, target, max_txn_ops):
+                    dest._run(txn)
+                self._state.applied(events)
+                copied += len(events)
+                if progress is not None:
+                    progress(copied, self._state.revision)
+        return self._state.revision
+
+    def __repr__(self) -> str:
+        return repr(self._state)
 
 
 class _View(KV):

@@ -189,6 +189,8 @@ class AsyncClient(ClientState, AsyncKV):
         if self._closed:
             return
         self._closed = True
+        if self._forked:  # the channel and tasks are the parent's: leave them alone
+            return
         if self._sync_task is not None:
             self._sync_task.cancel()
             await asyncio.gather(self._sync_task, return_exceptions=True)
@@ -200,6 +202,13 @@ class AsyncClient(ClientState, AsyncKV):
         if self._callback_tasks:
             await asyncio.gather(*self._callback_tasks, return_exceptions=True)
         await self._executor.close()
+
+    def _after_fork(self) -> None:
+        super()._after_fork()
+        error = self._closed_error()
+        for stream in (self._watch_stream, self._other_watch_stream):
+            if stream is not None:
+                stream._abandon(error)
 
     async def __aenter__(self) -> "AsyncClient":
         return self

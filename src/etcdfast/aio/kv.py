@@ -3,7 +3,18 @@ face of ``etcdfast._sync.kv`` (same methods, same hooks, awaited)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional, Type, TypeVar, Union
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    List,
+    Optional,
+    Type,
+    TypeVar,
+    Union,
+)
 
 from .. import _codec
 from .._core.methods import async_method, async_unary, sync_method
@@ -14,10 +25,20 @@ from ..api import kv as _kv
 from ..api import lease as _lease
 from ..api import txn as _txn
 from ..api.kv import KeyLike
+from ..api.mirror import (
+    COPY_POLL_S,
+    DEFAULT_MAX_TXN_OPS,
+    CopyProgress,
+    SyncerState,
+    renamed_items,
+    update_txns,
+)
 from ..api.plan import Plan
 from ..api.request import Request
 from ..api.views import Namespace, Ordering, ViolationHandler
 from ..api.watch import WatchSpec, watch_spec
+from ..errors import Timeout
+from ..types import KeyValue
 from . import bulk as _aio_bulk
 from .concurrency import AsyncBarrier, AsyncPriorityQueue, AsyncQueue, AsyncSession, run_stm
 from .lease import AsyncLease
@@ -25,10 +46,13 @@ from .plans import run_plan
 from .watch import AsyncWatch, start_callback_task, watch_method
 
 if TYPE_CHECKING:
+    import asyncio
+
+    from .client import AsyncClient
     from .lease import AsyncKeepAliveStream
     from .watch import AsyncWatchStream
 
-__all__ = ["AsyncKV", "AsyncNamespaceView", "AsyncOrderedView"]
+__all__ = ["AsyncKV", "AsyncNamespaceView", "AsyncOrderedView", "AsyncSyncer"]
 
 T = TypeVar("T")
 L = TypeVar("L", bound=AsyncLease)
@@ -156,6 +180,11 @@ class AsyncKV:
         return AsyncPriorityQueue(self, prefix)
 
 
+    def mirror(self, prefix: KeyLike = b"", revision: int = 0) -> "AsyncSyncer":
+        """A syncer of everything under ``prefix``: see :meth:`etcdfast.Client.mirror`
+        (``async for page in syncer.base()``, ``await syncer.updates()``)."""
+        return AsyncSyncer(self, SyncerState(_codec.keys.to_bytes(prefix), revision))
+
     # -- views ----------------------------------------------------------------
 
     def namespace(self, prefix: KeyLike) -> "AsyncNamespaceView":
@@ -166,6 +195,74 @@ class AsyncKV:
         """A view that never returns a read older than one it already returned:
         see :meth:`etcdfast.Client.ordered` (``on_violation`` may be a coroutine function)."""
         return AsyncOrderedView(self, on_violation)
+
+
+class AsyncSyncer:
+    """``client.mirror(prefix)`` of an AsyncClient."""
+
+    def __init__(self, client: AsyncKV, state: SyncerState) -> None:
+        self._client = client
+        self._state = state
+
+    @property
+    def prefix(self) -> bytes:
+        return self._state.prefix
+
+    @property
+    def revision(self) -> int:
+        """The revision of the base (0 until ``base()`` was read, unless resuming)."""
+        return self._state.revision
+
+    async def base(self, page_size: Optional[int] = None) -> AsyncIterator[List[KeyValue]]:
+        """The pages of everything under the prefix, all at one revision."""
+        pages = self._client.iter_range_pages(self._state.prefix, prefix=True, page_size=page_size,
+                                              revision=self._state.revision)
+        async for page in pages:
+            yield page
+        self._state.base_done(pages.revision)
+
+    async def updates(self, **watch_options: Any) -> "AsyncWatch[Any]":
+        """A watch of the prefix from the revision after the base's."""
+        watch: AsyncWatch[Any] = await self._client.watch(
+            self._state.prefix, prefix=True, start_revision=self._state.updates_from(), **watch_options)
+        return watch
+
+    async def copy_to(
+        self,
+        dest: "AsyncClient",
+        *,
+        dest_prefix: Optional[KeyLike] = None,
+        max_txn_ops: int = DEFAULT_MAX_TXN_OPS,
+        progress: Optional[CopyProgress] = None,
+        stop: Optional[asyncio.Event] = None,
+    ) -> int:
+        """Mirror the prefix into ``dest``: see :meth:`etcdfast.Syncer.copy_to`."""
+        target = self._state.prefix if dest_prefix is None else _codec.keys.to_bytes(dest_prefix)
+        copied = 0
+        if not self._state.revision:
+            async for page in self.base():
+                await dest.put_many(renamed_items(page, self._state.prefix, target))
+                copied += len(page)
+                if progress is not None:
+                    progress(copied, self._state.revision)
+        async with await self.updates() as watch:
+            while stop is None or not stop.is_set():
+                try:
+                    events = await watch.get(timeout=COPY_POLL_S)
+                except Timeout:
+                    continue
+                if not events:  # the watch ended (cancelled)
+                    break
+                for txn in update_txns(events, self._state.prefix, target, max_txn_ops):
+                    await dest._run(txn)
+                self._state.applied(events)
+                copied += len(events)
+                if progress is not None:
+                    progress(copied, self._state.revision)
+        return self._state.revision
+
+    def __repr__(self) -> str:
+        return repr(self._state)
 
 
 class _AsyncView(AsyncKV):

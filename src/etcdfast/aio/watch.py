@@ -145,6 +145,14 @@ class AsyncWatchStream:
             await handle._next(0)  # creation failed: raise its error here
         return handle
 
+    def _abandon(self, error: BaseException) -> None:
+        """In a forked child (one thread, no reader): end every watch with
+        ``error`` and never touch the parent's gRPC call. Takes no lock: a
+        thread of the parent may have held it at the fork."""
+        self._closed = True
+        self._call = None
+        self._hub.fail(error)  # type: ignore[arg-type]
+
     def request_progress(self) -> None:
         if self._requests is not None:
             self._requests.put_nowait(_codec.watch.encode_watch_progress())

@@ -119,6 +119,8 @@ CLUSTER = "client = etcdfast.Client("
 ERRORS = "try:"
 PLUGIN = "# tests/test_config.py -- no conftest needed"
 CONCURRENCY = "from etcdfast.concurrency import Stm"
+VIEWS = 'tenant = client.namespace("/tenants/acme/")'
+OBSERVE = "import logging"
 
 #: Names a block takes from earlier blocks, as code run (and type-checked) before it.
 PREAMBLES: Dict[str, str] = {
@@ -127,11 +129,14 @@ PREAMBLES: Dict[str, str] = {
     CLUSTER: "import etcdfast\n",
     CONCURRENCY: "import etcdfast\nfrom etcdfast import Op\n",
     ERRORS: f'import etcdfast\nclient = etcdfast.Client("{README_ENDPOINT}", timeout=30)\n',
+    VIEWS: f'import threading\nimport etcdfast\nfrom etcdfast import Compare, Op\n'
+           f'client = etcdfast.Client("{README_ENDPOINT}", timeout=30)\n',
+    OBSERVE: "import etcdfast\n",
 }
 
 #: Prefixes the README's examples write on the session server; removed after each test.
 README_PREFIXES = ("/app/", "/jobs/", "/big/", "/service/", "/greeting", "/locks/", "/elections/",
-                   "/accounts/", "/report")
+                   "/accounts/", "/report", "/tenants/", "/backup/")
 
 
 def has_top_level_await(code: str) -> bool:
@@ -213,6 +218,22 @@ def test_async_example(endpoint: str) -> None:
     run_python(ASYNC, substitutions=[(README_ENDPOINT, endpoint)])
     with etcdfast.Client(endpoint, timeout=30) as client:
         assert client.get_value("/jobs/1") == b"queued"
+
+
+def test_views_example(endpoint: str) -> None:
+    run_python(VIEWS, endpoint)
+    with etcdfast.Client(endpoint, timeout=30) as client:
+        assert client.get_value("/tenants/acme/config") == b"v1"
+        assert client.get_value("/tenants/acme/state") == b"busy"  # the txn ran in the namespace
+        assert client.count("/tenants/acme/jobs/", prefix=True) == 0  # the lock went with the session
+        assert client.get_value("/backup/tenants/acme/config") == b"v1"  # the mirror copied it
+
+
+def test_observability_example(endpoint: str, capsys: pytest.CaptureFixture[str]) -> None:
+    run_python(OBSERVE, substitutions=[(README_ENDPOINT, endpoint)])
+    assert f"Put {endpoint} OK 0 " in capsys.readouterr().out
+    with etcdfast.Client(endpoint, timeout=30) as client:
+        assert client.get_value("/app/observed") == b"1"
 
 
 def test_bulk_example(endpoint: str) -> None:
@@ -473,6 +494,8 @@ COVERAGE: Dict[str, Callable[..., None]] = {
     CLUSTER: test_clusters_tls_auth_example,
     ERRORS: test_errors_example,
     CONCURRENCY: test_concurrency_example,
+    VIEWS: test_views_example,
+    OBSERVE: test_observability_example,
     PLUGIN: test_pytest_plugin_example,
     DEMO: test_demo_command,
     TEST_COMMAND: test_test_command_is_what_ci_runs,

@@ -119,7 +119,7 @@ class _Machine:
     """What unary and streaming calls share: opening, deadlines, login, raising."""
 
     __slots__ = ("request", "state", "timeout", "started_at", "error", "cause", "relogged",
-                 "attempt", "backoff", "delay", "peer")
+                 "attempt", "backoff", "delay")
 
     def __init__(self, request: Request[Any], state: "ClientState") -> None:
         self.request = request
@@ -136,8 +136,6 @@ class _Machine:
         self.attempt = 0
         self.backoff: Optional[Backoff] = None
         self.delay = 0.0
-        #: The member that answered, when the executor can tell (``on_call``).
-        self.peer: Optional[str] = None
 
     # -- actions the executor asks about --
 
@@ -221,10 +219,11 @@ class _Machine:
     def slept(self) -> int:
         return self._next()
 
-    def info(self, error: Optional[BaseException], kind: str = "unary") -> CallInfo:
-        """What the ``on_call`` hook is told about this call, now that it ended."""
+    def info(self, error: Optional[BaseException], kind: str = "unary", result: Any = None) -> CallInfo:
+        """What the ``on_call`` hook is told about this call, now that it ended
+        (``result``: its answer, whose header names the member that served it)."""
         state = self.state
-        peer = self.peer or self.request.endpoint
+        peer = self.request.endpoint
         if peer is None and error is not None:
             cause = error.__cause__
             debug = getattr(cause, "debug_error_string", None)
@@ -235,8 +234,10 @@ class _Machine:
             code = "OK"
         else:
             code = getattr(error, "code", None) or "CLIENT"
+        header = getattr(result, "header", None)
+        member = int(getattr(header, "member_id", 0) or 0)
         return CallInfo(self.request.method, peer, state._clock() - self.started_at, code, error,
-                        self.attempt + self.relogged, kind)
+                        self.attempt + self.relogged, kind, member)
 
     def _raise(self, error: EtcdError, cause: Optional[BaseException] = None) -> int:
         if self.request.secret:

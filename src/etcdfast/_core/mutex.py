@@ -44,13 +44,21 @@ def wait_turn(prefix: bytes, key: bytes, revision: int) -> "Steps[ResponseHeader
     """Wait until no key under ``prefix`` created before ``revision`` is left --
     the lock is then ours -- watching only the newest such key each time.
 
-    Go's algorithm (``waitDeletes``), with three changes that keep the hand-off
-    short: the watch starts *now*, which etcd serves at once (a watch from a
-    past revision waits for its catch-up loop, every 100 ms), and a read after
-    it makes sure the key did not go in between; the re-check after a deletion
-    and the check that ``key`` itself still exists are one Txn; and if the
-    session's lease was lost meanwhile (``key`` is gone) nothing is held:
-    LeaseExpiredError, as Go 3.5's ``ErrSessionExpired``.
+    Go's algorithm (``waitDeletes``), with changes that keep the hand-off short:
+
+    * the watch starts *now*, which etcd serves at once (a watch from a past
+      revision waits for its catch-up loop, every 100 ms), and a read after
+      it makes sure the key did not go in between;
+    * the re-check after a deletion and the check that ``key`` itself still
+      exists are one Txn;
+    * when that key is the *only* one before ours (the range read's ``more``
+      says so: etcd sets it when keys beyond the limit matched its filters),
+      its deletion makes the lock ours at once -- create revisions only grow,
+      so no earlier key can appear -- and nothing is read again: the
+      hand-off costs the deletion event alone. Our own key is then watched
+      in the same range, so a lost session is still noticed;
+    * if the session's lease was lost meanwhile (``key`` is gone) nothing is
+      held: LeaseExpiredError, as Go 3.5's ``ErrSessionExpired``.
     """
     check = txn(success=[
         Op.get(prefix, prefix=True, sort_target="create", sort_order="descend", limit=1,
@@ -60,18 +68,39 @@ def wait_turn(prefix: bytes, key: bytes, revision: int) -> "Steps[ResponseHeader
     while True:
         turn: TxnResult = yield Request(TXN, check, _codec.wire.decode_txn, repeatable=True)
         if not turn.get_result(1).kvs:
-            raise LeaseExpiredError(f"the session's lease was lost while waiting ({key!r} is gone)")
-        before = turn.get_result(0).kvs
-        if not before:
+            raise _lost(key)
+        ahead = turn.get_result(0)
+        if not ahead.kvs:
             return turn.header
-        last = before[0]
-        watch = yield OpenWatch(last.key)
-        now = yield kv.get(last.key, keys_only=True)
-        if now.kvs and now.kvs[0].create_revision == last.create_revision:
-            deleted = False
-            while not deleted:
-                deleted = any(event.type == EventType.DELETE for event in (yield NextEvents(watch)))
+        last = ahead.kvs[0]
+        alone = not ahead.more
+        if alone:  # one watch on both keys: the predecessor's deletion and ours
+            low, high = sorted((last.key, key))
+            watch = yield OpenWatch(low, high + b"\x00")
+        else:
+            watch = yield OpenWatch(last.key)
+        now: TxnResult = yield txn(success=[Op.get(last.key, keys_only=True), Op.get(key, keys_only=True)])
+        still = now.get_result(0).kvs
+        if not now.get_result(1).kvs:
+            yield CloseWatch(watch)
+            raise _lost(key)
+        if still and still[0].create_revision == last.create_revision:
+            while True:
+                events = yield NextEvents(watch)
+                if any(e.type == EventType.DELETE and e.kv.key == key for e in events):
+                    yield CloseWatch(watch)
+                    raise _lost(key)
+                deleted = [e for e in events if e.type == EventType.DELETE and e.kv.key == last.key]
+                if deleted:
+                    break
+            if alone:
+                yield CloseWatch(watch)
+                return now.header._replace(revision=deleted[0].kv.mod_revision)
         yield CloseWatch(watch)
+
+
+def _lost(key: bytes) -> LeaseExpiredError:
+    return LeaseExpiredError(f"the session's lease was lost while waiting ({key!r} is gone)")
 
 
 class MutexState(OnSession):

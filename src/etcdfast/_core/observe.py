@@ -42,8 +42,10 @@ class CallInfo(NamedTuple):
 
     #: The gRPC method, e.g. ``"/etcdserverpb.KV/Range"``.
     method: str
-    #: The member that answered (or failed), as ``host:port`` / ``unix:path``;
-    #: None when no connection got that far.
+    #: The member's address, as ``host:port`` / ``unix:path``, when the client
+    #: can tell: it has one endpoint, the call was pinned (``endpoint=``), or
+    #: grpc named it in an error; else None (grpc does not say which member of
+    #: a balanced channel answered: ``member_id`` does).
     endpoint: Optional[str]
     #: Seconds from the first attempt to the end, retries and logins included.
     duration: float
@@ -58,6 +60,9 @@ class CallInfo(NamedTuple):
     #: ``"bidi_stream"`` (the watch and keep-alive streams: one info per
     #: stream session, when it ends or breaks).
     kind: str = "unary"
+    #: The ID of the member that answered, from the answer's header (0: no
+    #: answer, or one without a header); ``client.member_list()`` names it.
+    member_id: int = 0
 
     @property
     def ok(self) -> bool:

@@ -94,9 +94,7 @@ class AsyncExecutor:
         return await self._observed(call, self.drive(call, call.start()))
 
     async def _observed(self, call: Call, work: Awaitable[T]) -> T:
-        """``await work``, then the ``on_call`` hook told how the call went
-        (grpc.aio does not say which member answered: ``endpoint`` is known
-        for a client of one endpoint, a pinned call, or from an error)."""
+        """``await work``, then the ``on_call`` hook told how the call went."""
         hook = self.state._on_call
         assert hook is not None
         try:
@@ -104,7 +102,7 @@ class AsyncExecutor:
         except BaseException as exc:
             fire(hook, call.info(exc))
             raise
-        fire(hook, call.info(None))
+        fire(hook, call.info(None, result=result))
         return result
 
     async def drive(self, call: Call, action: int) -> Any:

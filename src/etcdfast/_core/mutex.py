@@ -50,7 +50,11 @@ def wait_turn(prefix: bytes, key: bytes, revision: int) -> "Steps[ResponseHeader
       revision waits for its catch-up loop, every 100 ms), and a read after
       it makes sure the key did not go in between;
     * the re-check after a deletion and the check that ``key`` itself still
-      exists are one Txn;
+      exists are one Txn, and a *serializable* one (answered by the member
+      from its own state, no quorum round): keys before ours are never
+      created again (create revisions only grow), so a member that has
+      applied the deletion -- its answer's revision says so; if not, the
+      quorum is asked -- cannot show fewer of them than there are;
     * when that key is the *only* one before ours (the range read's ``more``
       says so: etcd sets it when keys beyond the limit matched its filters),
       its deletion makes the lock ours at once -- create revisions only grow,
@@ -60,13 +64,21 @@ def wait_turn(prefix: bytes, key: bytes, revision: int) -> "Steps[ResponseHeader
     * if the session's lease was lost meanwhile (``key`` is gone) nothing is
       held: LeaseExpiredError, as Go 3.5's ``ErrSessionExpired``.
     """
-    check = txn(success=[
-        Op.get(prefix, prefix=True, sort_target="create", sort_order="descend", limit=1,
-               max_create_revision=revision - 1),
-        Op.get(key, keys_only=True),
-    ]).payload
+    def check(serializable: bool) -> bytes:
+        return txn(success=[
+            Op.get(prefix, prefix=True, sort_target="create", sort_order="descend", limit=1,
+                   max_create_revision=revision - 1, serializable=serializable),
+            Op.get(key, keys_only=True, serializable=serializable),
+        ]).payload
+
+    quorum_check, local_check = check(False), check(True)
+    deleted_at = 0  # the revision of the deletion that woke us (0: none yet)
     while True:
-        turn: TxnResult = yield Request(TXN, check, _codec.wire.decode_txn, repeatable=True)
+        turn: TxnResult = yield Request(TXN, local_check if deleted_at else quorum_check,
+                                        _codec.wire.decode_txn, repeatable=True)
+        if turn.header.revision < deleted_at:
+            # A member that has not applied the deletion yet answered: ask the quorum.
+            turn = yield Request(TXN, quorum_check, _codec.wire.decode_txn, repeatable=True)
         if not turn.get_result(1).kvs:
             raise _lost(key)
         ahead = turn.get_result(0)
@@ -93,9 +105,10 @@ def wait_turn(prefix: bytes, key: bytes, revision: int) -> "Steps[ResponseHeader
                 deleted = [e for e in events if e.type == EventType.DELETE and e.kv.key == last.key]
                 if deleted:
                     break
+            deleted_at = deleted[0].kv.mod_revision
             if alone:
                 yield CloseWatch(watch)
-                return now.header._replace(revision=deleted[0].kv.mod_revision)
+                return now.header._replace(revision=deleted_at)
         yield CloseWatch(watch)
 
 

@@ -15,7 +15,6 @@ written (exit 2, with its line number); a server error exits 1; Ctrl-C 130.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import os
 import stat
@@ -24,6 +23,7 @@ from typing import IO, Any, Dict, Iterator, Optional, Tuple
 from .._progress import ProgressBar
 from ..api import bulk as _bulk
 from ..errors import BulkWriteError, EtcdError
+from ._flags import ArgError, Args
 from ._context import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CliError, Commands, Context
 from .formats import FORMATS, InputError, RecordReader, format_for_path, open_reader, open_writer
 from .formats import __doc__ as FORMATS_DOC
@@ -40,9 +40,9 @@ def _positive(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+        raise ArgError(f"expected a positive integer, got {text!r}") from None
     if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+        raise ArgError(f"must be > 0, got {value}")
     return value
 
 
@@ -50,9 +50,9 @@ def _non_negative(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+        raise ArgError(f"expected an integer >= 0, got {text!r}") from None
     if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+        raise ArgError(f"must be >= 0, got {value}")
     return value
 
 
@@ -74,12 +74,12 @@ def _input(ctx: Context, path: str) -> Tuple[IO[bytes], str, Optional[int]]:
     return stream, path, info.st_size if stat.S_ISREG(info.st_mode) else None
 
 
-def _resume_hint(ctx: Context, args: argparse.Namespace, done: int) -> str:
+def _resume_hint(ctx: Context, args: Args, done: int) -> str:
     return f"resume with: etcdfast load {args.file} --skip {done}" + (
         f" --format {args.format}" if args.format else "")
 
 
-def run_load(ctx: Context, args: argparse.Namespace) -> int:
+def run_load(ctx: Context, args: Args) -> int:
     max_batch_bytes = args.max_batch_bytes or _bulk.DEFAULT_MAX_BATCH_BYTES
     fmt = args.format or (format_for_path(args.file) if args.file != "-" else None)
     stream, name, size = _input(ctx, args.file)
@@ -90,7 +90,7 @@ def run_load(ctx: Context, args: argparse.Namespace) -> int:
             stream.close()
 
 
-def _load(ctx: Context, args: argparse.Namespace, stream: IO[bytes], name: str, size: Optional[int],
+def _load(ctx: Context, args: Args, stream: IO[bytes], name: str, size: Optional[int],
           fmt: Optional[str], max_batch_bytes: int) -> int:
     prefix = to_bytes(args.prefix)
     try:
@@ -163,7 +163,7 @@ def _before(n: int) -> str:
             else f"the {n} records before it are")
 
 
-def _load_failure(ctx: Context, args: argparse.Namespace, name: str, reader: RecordReader, skip: int,
+def _load_failure(ctx: Context, args: Args, name: str, reader: RecordReader, skip: int,
                   exc: BulkWriteError) -> CliError:
     cause = exc.cause
     if isinstance(cause, InputError):
@@ -197,7 +197,7 @@ def _report(ctx: Context, fields: Dict[str, Any], text: str) -> None:
 # -- dump ------------------------------------------------------------------------
 
 
-def run_dump(ctx: Context, args: argparse.Namespace) -> int:
+def run_dump(ctx: Context, args: Args) -> int:
     fmt = args.format or (format_for_path(args.output) if args.output else None) or "jsonl"
     key = to_bytes(args.prefix)
     where: Dict[str, Any] = {"from_key": True} if args.from_key else {"prefix": True}

@@ -9,7 +9,6 @@ endpoint (the member whose database is saved), as with etcdctl.
 
 from __future__ import annotations
 
-import argparse
 import math
 import threading
 import time
@@ -19,6 +18,7 @@ from .. import IMPLEMENTATION, Client, __version__
 from .._progress import ProgressBar
 from ..errors import EtcdError, PermissionDeniedError
 from ..types import StatusResult
+from ._flags import ArgError, Args
 from ._context import EXIT_ERROR, EXIT_OK, CliError, Commands, Context
 from .output import dumps, header_json, render_table
 
@@ -92,7 +92,7 @@ def _health(client: Client) -> float:
     return time.perf_counter() - start
 
 
-def run_endpoint_health(ctx: Context, args: argparse.Namespace) -> int:
+def run_endpoint_health(ctx: Context, args: Args) -> int:
     checked = per_endpoint(ctx, _health)
     if ctx.write_out == "json":
         rows: List[Dict[str, Any]] = []
@@ -128,7 +128,7 @@ def _status(client: Client) -> StatusResult:
     return client.status()
 
 
-def run_endpoint_status(ctx: Context, args: argparse.Namespace) -> int:
+def run_endpoint_status(ctx: Context, args: Args) -> int:
     checked = per_endpoint(ctx, _status)
     good = [(endpoint, status) for endpoint, status, _ in checked if status is not None]
     for endpoint, _, error in checked:
@@ -170,7 +170,7 @@ def _status_json(status: StatusResult) -> Dict[str, Any]:
 # -- member list -------------------------------------------------------------------------
 
 
-def run_member_list(ctx: Context, args: argparse.Namespace) -> int:
+def run_member_list(ctx: Context, args: Args) -> int:
     result = ctx.client().member_list(linearizable=args.consistency == "l")
     if ctx.write_out == "json":
         members = []
@@ -197,7 +197,7 @@ def run_member_list(ctx: Context, args: argparse.Namespace) -> int:
 # -- snapshot save -------------------------------------------------------------------------
 
 
-def run_snapshot_save(ctx: Context, args: argparse.Namespace) -> int:
+def run_snapshot_save(ctx: Context, args: Args) -> int:
     if len(ctx.endpoints) != 1:
         raise CliError("snapshot save: give exactly one endpoint (the member whose database to save), "
                        f"not {len(ctx.endpoints)}")
@@ -227,7 +227,7 @@ def run_snapshot_save(ctx: Context, args: argparse.Namespace) -> int:
 # -- version ---------------------------------------------------------------------------------
 
 
-def run_version(ctx: Context, args: argparse.Namespace) -> int:
+def run_version(ctx: Context, args: Args) -> int:
     ctx.out.line(f"etcdfast version: {__version__}")
     ctx.out.line(f"codec: {IMPLEMENTATION}")
     return EXIT_OK

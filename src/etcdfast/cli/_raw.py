@@ -48,7 +48,10 @@ def go_json(message: Any) -> Dict[str, Any]:
 
 
 def _value(field: Any, value: Any) -> Any:
-    if field.label == field.LABEL_REPEATED:
+    repeated = getattr(field, "is_repeated", None)  # protobuf >= 6; older ones have only label
+    if repeated is None:
+        repeated = field.label == field.LABEL_REPEATED
+    if repeated:
         return [_scalar(field, item) for item in value]
     return _scalar(field, value)
 

@@ -24,7 +24,7 @@ from .._progress import ProgressBar
 from ..api import bulk as _bulk
 from ..errors import BulkWriteError, EtcdError
 from ._flags import ArgError, Args
-from ._context import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CliError, Commands, Context
+from ._context import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_INVALID_INPUT, EXIT_IO, EXIT_OK, CliError, Commands, Context
 from .formats import FORMATS, InputError, RecordReader, format_for_path, open_reader, open_writer
 from .formats import __doc__ as FORMATS_DOC
 from .kv import parse_lease, to_bytes
@@ -67,10 +67,10 @@ def _input(ctx: Context, path: str) -> Tuple[IO[bytes], str, Optional[int]]:
         stream = open(path, "rb")
         info = os.fstat(stream.fileno())
     except OSError as exc:
-        raise CliError(f"load: cannot read {path}: {exc.strerror or exc}") from None
+        raise CliError(f"load: cannot read {path}: {exc.strerror or exc}", EXIT_IO) from None
     if stat.S_ISDIR(info.st_mode):
         stream.close()
-        raise CliError(f"load: {path} is a directory")
+        raise CliError(f"load: {path} is a directory", EXIT_IO)
     return stream, path, info.st_size if stat.S_ISREG(info.st_mode) else None
 
 
@@ -96,7 +96,7 @@ def _load(ctx: Context, args: Args, stream: IO[bytes], name: str, size: Optional
     try:
         reader = open_reader(stream, fmt, prefix=prefix, max_item_bytes=max_batch_bytes - _ITEM_OVERHEAD)
     except InputError as exc:
-        raise CliError(f"load: {name}: {exc}; nothing was written") from None
+        raise CliError(f"load: {name}: {exc}; nothing was written", EXIT_INVALID_INPUT) from None
     skip = args.skip
     items: Iterator[Tuple[bytes, bytes]] = itertools.islice(iter(reader), skip, None)
 
@@ -104,7 +104,8 @@ def _load(ctx: Context, args: Args, stream: IO[bytes], name: str, size: Optional
         try:
             count = sum(1 for _ in items)
         except InputError as exc:
-            raise CliError(f"load: {name}: {exc} ({reader.records} good records before it)") from None
+            raise CliError(f"load: {name}: {exc} ({reader.records} good records before it)",
+                           EXIT_INVALID_INPUT) from None
         _report(ctx, {"records": count, "skipped": min(skip, reader.records), "format": reader.format},
                 f"{count} records OK ({reader.format}), nothing written (--dry-run)")
         return EXIT_OK
@@ -172,18 +173,18 @@ def _load_failure(ctx: Context, args: Args, name: str, reader: RecordReader, ski
         done = min(skip + exc.committed, reader.records)
         return CliError(
             f"load: {name}: {cause}; {_before(done)} committed and nothing after "
-            f"it was written; fix it, then " + _resume_hint(ctx, args, done), EXIT_USAGE,
+            f"it was written; fix it, then " + _resume_hint(ctx, args, done), EXIT_INVALID_INPUT,
         )
     if isinstance(cause, OSError):
         done = skip + exc.committed
         return CliError(f"load: reading {name} failed: {cause}; {_first(done, name)} committed; "
-                        + _resume_hint(ctx, args, done), EXIT_USAGE)
+                        + _resume_hint(ctx, args, done), EXIT_INVALID_INPUT)
     done = skip + exc.committed
     message = (f"load: {type(cause).__name__}: {cause}; {_first(done, name)} "
                f"committed; " + _resume_hint(ctx, args, done))
     if exc.uncertain or exc.committed_after:
         message += " (some later records may already be written; resuming writes them again)"
-    code = EXIT_ERROR if isinstance(cause, EtcdError) or cause is None else EXIT_USAGE
+    code = EXIT_ERROR if isinstance(cause, EtcdError) or cause is None else EXIT_INVALID_INPUT
     return CliError(message, code)
 
 
@@ -214,7 +215,7 @@ def run_dump(ctx: Context, args: Args) -> int:
         try:
             stream = open(args.output, "wb")
         except OSError as exc:
-            raise CliError(f"dump: cannot write {args.output}: {exc.strerror or exc}") from None
+            raise CliError(f"dump: cannot write {args.output}: {exc.strerror or exc}", EXIT_IO) from None
     bar = ProgressBar(head.count, label="dump", unit="keys", stream=ctx.stderr,
                       enabled=ctx.progress_enabled())
     strip = key if args.strip_prefix else b""

@@ -246,6 +246,8 @@ def run_put(ctx: Context, args: Args) -> int:
     else:
         stdin = getattr(ctx.stdin, "buffer", None)
         value = stdin.read() if stdin is not None else to_bytes(ctx.stdin.read())
+        if not value:
+            raise CliError(PUT_USAGE)  # etcdctl: "no available argument and stdin"
     print_put(ctx, ctx.client().put(**put_kwargs(args, value)), args)
     return EXIT_OK
 

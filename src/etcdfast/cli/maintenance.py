@@ -143,12 +143,15 @@ def run_snapshot_save(ctx: Context, args: Args) -> int:
         bar.update(written)
 
     try:
-        client.snapshot(args.file, progress=progress)
+        result = client.snapshot(args.file, progress=progress)
     except OSError as exc:
         raise CliError(f"could not write {args.file}: {exc.strerror or exc}", EXIT_ERROR) from None
     finally:
         bar.close()
     ctx.out.line(f"Snapshot saved at {args.file}")
+    # etcdctl logs its details on stderr; these are etcdfast's.
+    revision = f", revision {result.revision}" if result.revision is not None else ""
+    ctx.note(f"snapshot: {result.size:,} bytes{revision}, sha256 {result.sha256}")
     return EXIT_OK
 
 

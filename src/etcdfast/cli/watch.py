@@ -24,7 +24,7 @@ import subprocess
 import threading
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
-from ._context import EXIT_BAD_ARGS, EXIT_ERROR, EXIT_INVALID_INPUT, CliError, Commands, Context
+from ._context import EXIT_BAD_ARGS, EXIT_ERROR, EXIT_INVALID_INPUT, EXIT_OK, CliError, Commands, Context
 from ._flags import Args, Command, ParseError, parse
 from .kv import print_kv, to_bytes
 from .output import dumps, fields_header, fields_kv, go_quote, header_json, kv_json
@@ -128,11 +128,13 @@ def _watch_call(ctx: Context, words: List[str], args: Args, progress: bool = Fal
                               progress_notify=progress or args.progress_notify)
 
 
-def _follow(ctx: Context, printer: Printer, watch: Any, exec_args: List[str]) -> None:
-    """Print until the server ends the watch; then report it as etcdctl does."""
+def _follow(ctx: Context, printer: Printer, watch: Any, exec_args: List[str], max_events: int = 0) -> bool:
+    """Print until the server ends the watch (then report it as etcdctl does:
+    False), or until ``max_events`` events were printed (True)."""
     from ..errors import EtcdError
     from ..types import Progress, WatchResponse
 
+    seen = 0
     try:
         for batch in watch.batches():
             if isinstance(batch, Progress):
@@ -143,7 +145,12 @@ def _follow(ctx: Context, printer: Printer, watch: Any, exec_args: List[str]) ->
             assert isinstance(batch, WatchResponse)
             if not batch.events and not batch.canceled and not batch.compact_revision:
                 continue  # created / progress without events: etcdctl's clientv3 hides these
+            if max_events:
+                batch = batch._replace(events=batch.events[:max_events - seen])
             printer.response(batch, exec_args)
+            seen += len(batch.events)
+            if max_events and seen >= max_events:
+                return True
     except EtcdError as exc:
         from . import error_text
 
@@ -157,6 +164,7 @@ def _follow(ctx: Context, printer: Printer, watch: Any, exec_args: List[str]) ->
                 ctx.out.flush()
     finally:
         watch.cancel()
+    return False
 
 
 def _cancel_header(ctx: Context) -> Dict[str, int]:
@@ -204,7 +212,8 @@ def run_watch(ctx: Context, args: Args) -> int:
     if not words:
         raise CliError(BAD_ARGS)
     printer = Printer(ctx)
-    _follow(ctx, printer, _watch_call(ctx, words, args), exec_args)
+    if _follow(ctx, printer, _watch_call(ctx, words, args), exec_args, args.max_events):
+        return EXIT_OK
     raise CliError("watch is canceled by the server", EXIT_CANCELED)
 
 
@@ -264,6 +273,15 @@ def register_options(p: Command) -> None:
     p.add_argument("--prev-kv", action="store_true", help="get the previous key-value pair before the event happens")
     p.add_argument("--progress-notify", action="store_true",
                    help="print periodic progress notifications (etcdfast)")
+    p.add_argument("--max-events", type=_positive, default=0,
+                   help="exit (0) after this many events (etcdfast; default: until canceled)")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise ValueError(f"must be > 0, got {value}")
+    return value
 
 
 def register(commands: Commands) -> None:

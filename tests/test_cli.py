@@ -582,10 +582,10 @@ def test_load_bad_line_stops_there_and_resumes(run, client, etcd_prefix, tmp_pat
                       (b"not json\n", "line 1"), (b'{"key_b64": "%%%", "value": ""}\n', "base64"),
                       (b'{"header": {}, "kvs": []}\n', "etcdctl")):
         failed = run("load", "-", "--format", "jsonl", stdin=bad)
-        assert failed.code == 2 and what in failed.err, (bad, failed.err)
+        assert failed.code == 3 and what in failed.err, (bad, failed.err)
     failed = run("load", "-", "--format", "etcdctl-json", stdin=b'{"kvs": [{"key": "!!"}]}')
-    assert failed.code == 2 and "nothing was written" in failed.err
-    assert run("load", str(tmp_path / "missing.jsonl")).code == 2
+    assert failed.code == 3 and "nothing was written" in failed.err
+    assert run("load", str(tmp_path / "missing.jsonl")).code == 6  # etcdctl's ExitIO
 
 
 class _Interrupting(io.RawIOBase):

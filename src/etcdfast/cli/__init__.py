@@ -159,15 +159,22 @@ def main(
 
 
 def _run(cmd: Command, args: object, *, out: Optional[TextIO], err: TextIO, stdin: Optional[TextIO]) -> int:
-    from ..errors import EtcdError
-    from ._context import EXIT_ERROR, EXIT_INTERRUPTED, CliError, Context, apply_environment
+    from ..errors import AuthFailedError, AuthNotEnabledError, EtcdError
+    from ._context import EXIT_BAD_CONNECTION, EXIT_ERROR, EXIT_INTERRUPTED, CliError, Context, apply_environment
 
     ctx: Optional[Context] = None
     try:
         apply_environment(cmd, args)  # type: ignore[arg-type]
         ctx = Context(args, stdout=out, stderr=err, stdin=stdin)  # type: ignore[arg-type]
         assert cmd.run is not None
-        code = int(cmd.run(ctx, args))
+        try:
+            code = int(cmd.run(ctx, args))
+        except AuthNotEnabledError:
+            if not ctx.drop_credentials():
+                raise
+            # clientv3 ignores ErrAuthNotEnabled from its login: with auth off, --user is
+            # not needed. The login failed before the command's request was sent.
+            code = int(cmd.run(ctx, args))
         ctx.out.flush()
         return code
     except CliError as exc:
@@ -179,7 +186,8 @@ def _run(cmd: Command, args: object, *, out: Optional[TextIO], err: TextIO, stdi
         if ctx is not None:
             _flush(ctx)
         _error(err, error_text(exc))
-        return EXIT_ERROR
+        # etcdctl logs in while it connects: a refused login is its "bad connection".
+        return EXIT_BAD_CONNECTION if isinstance(exc, AuthFailedError) else EXIT_ERROR
     except KeyboardInterrupt:
         _error(err, "interrupted")
         return EXIT_INTERRUPTED

@@ -236,9 +236,7 @@ class Context:
         if user or password:
             if not user:
                 raise CliError("--password needs --user", EXIT_ERROR)
-            if password and ":" in user:
-                raise CliError("Password must not be set in both --user and --password flags",
-                               EXIT_BAD_ARGS)
+            # etcdctl 3.4: with --password, --user is the whole name, colons included.
             if not password and ":" in user:
                 user, password = user.split(":", 1)
             if not password:
@@ -280,6 +278,15 @@ class Context:
             raise CliError(str(exc), EXIT_ERROR) from None
         self._clients.append(client)
         return client
+
+    def drop_credentials(self) -> bool:
+        """Forget --user/--password and the clients that used them; False if there were none."""
+        kwargs = self.client_kwargs()
+        if "user" not in kwargs:
+            return False
+        self.close()
+        self._kwargs = {k: v for k, v in kwargs.items() if k not in ("user", "password")}
+        return True
 
     def client(self) -> "Client":
         """The shared client for ``--endpoints``."""

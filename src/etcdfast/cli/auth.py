@@ -110,6 +110,16 @@ def _read_password(ctx: Context, name: str, interactive: bool) -> str:
     return first
 
 
+def _with_empty_password(request: "Request[Any]", message: str, **fields: Any) -> "Request[Any]":
+    """etcd takes an empty password (etcdctl sends one when stdin gives none); the
+    library refuses it as a likely mistake, so the CLI writes that request itself."""
+    if not fields.get("password"):
+        from .. import _schema
+
+        request.payload = _schema.message(f"etcdserverpb.{message}")(**fields).SerializeToString()
+    return request
+
+
 def run_user_add(ctx: Context, args: Args) -> int:
     from ..api import auth as api
 
@@ -123,8 +133,11 @@ def run_user_add(ctx: Context, args: Args) -> int:
                 raise CliError("empty user name is not allowed", EXIT_BAD_ARGS)
         else:
             password = _read_password(ctx, name, args.interactive)
-    request = api.user_add(name, password, no_password=args.no_password) if not args.no_password \
-        else api.user_add(name, no_password=True)
+    if args.no_password:
+        request = api.user_add(name, no_password=True)
+    else:
+        request = _with_empty_password(api.user_add(name, password or "-"), "AuthUserAddRequest",
+                                       name=name, password=password)
     return _respond(ctx, request, "AuthUserAddResponse", lambda m: ctx.out.line(f"User {name} created"))
 
 
@@ -205,15 +218,18 @@ def _names_fields(attr: str, title: str) -> Callable[[Any], str]:
 def run_user_list(ctx: Context, args: Args) -> int:
     from ..api import auth as api
 
-    return _respond(ctx, api.user_list(), "AuthUserListResponse", _names(ctx, "users"),
-                    _names_fields("users", "Users"))
+    if ctx.write_out == "fields":  # etcdctl's fields printer has no user list
+        raise ctx.unsupported_format("fields")
+    return _respond(ctx, api.user_list(), "AuthUserListResponse", _names(ctx, "users"))
 
 
 def run_user_passwd(ctx: Context, args: Args) -> int:
     from ..api import auth as api
 
     password = _read_password(ctx, args.name, args.interactive)
-    return _respond(ctx, api.user_change_password(args.name, password), "AuthUserChangePasswordResponse",
+    request = _with_empty_password(api.user_change_password(args.name, password or "-"),
+                                   "AuthUserChangePasswordRequest", name=args.name, password=password)
+    return _respond(ctx, request, "AuthUserChangePasswordResponse",
                     lambda m: ctx.out.line("Password updated"))
 
 

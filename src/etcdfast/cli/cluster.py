@@ -128,7 +128,12 @@ def run_endpoint_health(ctx: Context, args: Args) -> int:
             [[endpoint, str(error is None).lower(), go_duration(took or 0.0), error or ""]
              for endpoint, took, error in checked],
         ))
+    elif ctx.write_out == "fields":
+        ctx.out.write("".join(f'"Endpoint" : {go_quote(endpoint)}\n"Health" : {str(error is None).lower()}\n'
+                              f'"Took" : {go_duration(took or 0.0)}\n"Error" : {error or ""}\n\n'
+                              for endpoint, took, error in checked))
     else:
+        # etcdctl 3.5's streams (3.4 wrote healthy lines to stderr too).
         for endpoint, took, error in checked:
             if error is None:
                 ctx.out.line(f"{endpoint} is healthy: successfully committed proposal: "
@@ -162,6 +167,13 @@ def run_endpoint_status(ctx: Context, args: Args) -> int:
              "RAFT INDEX", "RAFT APPLIED INDEX", "ERRORS"],
             [_status_row(endpoint, status) for endpoint, status in good],
         ))
+    elif ctx.write_out == "fields":
+        for endpoint, st in good:
+            ctx.out.write(fields_header(st.header) + f'"Version" : {go_quote(st.version)}\n"DBSize" : {st.db_size}\n'
+                          f'"Leader" : {st.leader}\n"IsLearner" : {str(st.is_learner).lower()}\n'
+                          f'"RaftIndex" : {st.raft_index}\n"RaftTerm" : {st.raft_term}\n'
+                          f'"RaftAppliedIndex" : {st.raft_applied_index}\n"Errors" : [{" ".join(st.errors)}]\n'
+                          f'"Endpoint" : {go_quote(endpoint)}\n\n')
     else:
         for endpoint, status in good:
             ctx.out.line(", ".join(_status_row(endpoint, status)))

@@ -49,6 +49,12 @@ class _Stop:
             signal.signal(sig, old)
 
 
+def _canceled() -> CliError:
+    # Interrupted while waiting: etcdctl's canceled context (the session's revoke, in
+    # the finally blocks below, takes our waiting key away).
+    return CliError("context canceled", EXIT_ERROR)
+
+
 def _session(ctx: Context, ttl: int) -> Any:
     return ctx.client().session(ttl=ttl)
 
@@ -76,7 +82,7 @@ def run_lock(ctx: Context, args: Args) -> int:
         threading.Thread(target=acquire, daemon=True).start()
         while not lock_done.wait(0.1):
             if stop.event.is_set():
-                return EXIT_OK  # interrupted while waiting: the session's revoke removes the key
+                raise _canceled()
         if failure:
             raise failure[0]
         if command:
@@ -132,7 +138,7 @@ def run_elect(ctx: Context, args: Args) -> int:
         threading.Thread(target=campaign, daemon=True).start()
         while not done.wait(0.1):
             if stop.event.is_set():
-                return EXIT_OK
+                raise _canceled()
         if failure:
             raise failure[0]
         print_get(ctx, ctx.client().get(election.key))

@@ -212,7 +212,16 @@ def run_watch(ctx: Context, args: Args) -> int:
     if not words:
         raise CliError(BAD_ARGS)
     printer = Printer(ctx)
-    if _follow(ctx, printer, _watch_call(ctx, words, args), exec_args, args.max_events):
+    from ..errors import EtcdError
+
+    try:
+        watch = _watch_call(ctx, words, args)
+    except EtcdError as exc:  # refused at creation (no permission...): a cancel, as for etcdctl
+        from . import error_text
+
+        ctx.note(f"watch was canceled ({error_text(exc)})")
+        raise CliError("watch is canceled by the server", EXIT_CANCELED) from None
+    if _follow(ctx, printer, watch, exec_args, args.max_events):
         return EXIT_OK
     raise CliError("watch is canceled by the server", EXIT_CANCELED)
 

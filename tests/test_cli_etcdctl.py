@@ -386,7 +386,7 @@ def test_watch_exec_and_env_key(server):
 
             deadline = time.monotonic() + 30
             while proc.poll() is None and time.monotonic() < deadline:
-                revision = client.put("/wk", "val").header.revision
+                client.put("/wk", "val")
                 time.sleep(0.3)
         out, err = proc.communicate(timeout=30)
     finally:

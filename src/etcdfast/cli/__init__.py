@@ -160,7 +160,14 @@ def main(
 
 def _run(cmd: Command, args: object, *, out: Optional[TextIO], err: TextIO, stdin: Optional[TextIO]) -> int:
     from ..errors import AuthFailedError, AuthNotEnabledError, EtcdError
-    from ._context import EXIT_BAD_CONNECTION, EXIT_ERROR, EXIT_INTERRUPTED, CliError, Context, apply_environment
+    from ._context import (
+        EXIT_BAD_CONNECTION,
+        EXIT_ERROR,
+        EXIT_INTERRUPTED,
+        CliError,
+        Context,
+        apply_environment,
+    )
 
     ctx: Optional[Context] = None
     try:

@@ -248,8 +248,9 @@ class Context:
     @staticmethod
     def _optional(kwargs: Dict[str, Any], name: str, value: Any, flag: str) -> None:
         """Pass ``name`` when this client version has it, else refuse ``flag``."""
-        from .._core.state import ClientState
         import inspect
+
+        from .._core.state import ClientState
 
         if name not in inspect.signature(ClientState.__init__).parameters:
             raise CliError(f"{flag} is not supported by this etcdfast client version", EXIT_BAD_FEATURE)

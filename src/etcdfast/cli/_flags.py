@@ -425,7 +425,7 @@ def parse(root: Command, argv: Sequence[str]) -> Tuple[Command, Args, bool]:
 def _bind_positionals(cmd: Command, args: Args, words: List[str]) -> None:
     """Give the named positionals their words; a wrong count is the command's
     own usage error (exit 128 in etcdctl) when it has one."""
-    from ._context import CliError, EXIT_BAD_ARGS
+    from ._context import EXIT_BAD_ARGS, CliError
 
     positionals = cmd.positionals
     rest = list(words)
@@ -452,7 +452,7 @@ def _bind_positionals(cmd: Command, args: Args, words: List[str]) -> None:
 def _convert(pos: Positional, word: str, cmd: Command) -> Any:
     if pos.convert is None:
         return word
-    from ._context import CliError, EXIT_BAD_ARGS
+    from ._context import EXIT_BAD_ARGS, CliError
 
     try:
         return pos.convert(word)

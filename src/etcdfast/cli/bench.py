@@ -26,9 +26,9 @@ from typing import Any, Callable, Dict, List, Optional
 
 from .. import IMPLEMENTATION, Client, Compare, Op
 from .._progress import ProgressBar
-from ._flags import ArgError, Args
 from ._context import EXIT_ERROR, EXIT_OK, CliError, Commands, Context, parse_duration
 from ._embedded import Target, target
+from ._flags import ArgError, Args
 from .output import dumps, render_table
 
 __all__ = ["register", "percentile", "WORKLOADS"]

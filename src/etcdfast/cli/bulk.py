@@ -23,8 +23,17 @@ from typing import IO, Any, Dict, Iterator, Optional, Tuple
 from .._progress import ProgressBar
 from ..api import bulk as _bulk
 from ..errors import BulkWriteError, EtcdError
+from ._context import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_INVALID_INPUT,
+    EXIT_IO,
+    EXIT_OK,
+    CliError,
+    Commands,
+    Context,
+)
 from ._flags import ArgError, Args
-from ._context import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_INVALID_INPUT, EXIT_IO, EXIT_OK, CliError, Commands, Context
 from .formats import FORMATS, InputError, RecordReader, format_for_path, open_reader, open_writer
 from .formats import __doc__ as FORMATS_DOC
 from .kv import parse_lease, to_bytes

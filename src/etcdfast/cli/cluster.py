@@ -12,13 +12,11 @@ from __future__ import annotations
 import math
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, TypeVar
 
 from ..errors import EtcdError, PermissionDeniedError
-from ._flags import ArgError, Args
-from ._context import EXIT_ERROR, EXIT_OK, CliError, Commands, Context
+from ._context import EXIT_ERROR, EXIT_OK, CliError, Commands, Context, Runner
+from ._flags import Args
 from .output import dumps, fields_header, go_quote, header_json, render_table
 
 if TYPE_CHECKING:

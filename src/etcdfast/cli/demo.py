@@ -24,9 +24,9 @@ from typing import Any, Dict, List, Optional, Tuple
 from .. import IMPLEMENTATION, Client
 from .._progress import ProgressBar
 from ..errors import EtcdError
-from ._flags import ArgError, Args
 from ._context import EXIT_ERROR, EXIT_OK, CliError, Commands, Context
 from ._embedded import Target, target
+from ._flags import ArgError, Args
 from .output import dumps, render_table
 
 __all__ = ["register", "generate"]

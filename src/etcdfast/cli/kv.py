@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Union
 
-from ._context import EXIT_BAD_ARGS, EXIT_BAD_FEATURE, EXIT_ERROR, EXIT_OK, CliError, Commands, Context
+from ._context import EXIT_BAD_FEATURE, EXIT_ERROR, EXIT_OK, CliError, Commands, Context
 from ._flags import ArgError, Args, Command
 from .output import dumps, fields_header, fields_kv, hex_escape, lease_hex, render_table, result_json
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import base64
 import time
-from typing import Any, Dict
+from typing import Any
 
 from ._context import EXIT_BAD_CONNECTION, EXIT_ERROR, EXIT_OK, CliError, Commands, Context
 from ._flags import Args

@@ -10,11 +10,10 @@ file's integrity, then says to use ``etcdutl snapshot restore``.
 
 from __future__ import annotations
 
-import os
 import struct
 from typing import Any, Dict, Iterator, List, Tuple
 
-from ._context import EXIT_BAD_ARGS, EXIT_BAD_FEATURE, EXIT_ERROR, EXIT_OK, CliError, Commands, Context
+from ._context import EXIT_BAD_FEATURE, EXIT_ERROR, EXIT_OK, CliError, Commands, Context
 from ._flags import Args
 from .output import dumps, fields_header, render_table
 

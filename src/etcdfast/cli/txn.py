@@ -30,9 +30,12 @@ from .. import Compare, Comparison, Op
 from ..api.request import Request
 from ..api.txn import CompareTarget
 from ..types import DeleteResult, GetResult, OpResult, PutResult, TxnResult
-from ._flags import ArgError, Args, Command, ParseError, parse
 from ._context import EXIT_INVALID_INPUT, EXIT_OK, CliError, Commands, Context
+from ._flags import ArgError, Args, Command, ParseError, parse
 from .kv import (
+    _del_fields,
+    _get_fields,
+    _put_fields,
     add_del_options,
     add_get_options,
     add_put_options,
@@ -44,9 +47,6 @@ from .kv import (
     print_other,
     print_put,
     put_kwargs,
-    _del_fields,
-    _get_fields,
-    _put_fields,
     to_bytes,
 )
 from .output import fields_header

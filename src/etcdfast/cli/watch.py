@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Tuple
 
 from ._context import EXIT_BAD_ARGS, EXIT_ERROR, EXIT_INVALID_INPUT, EXIT_OK, CliError, Commands, Context
 from ._flags import Args, Command, ParseError, parse

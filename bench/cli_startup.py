@@ -68,7 +68,8 @@ def main() -> int:
             commands["etcdfast get k (console script)"] = [str(script), "get", "k"]
         for name, path in etcdctl_binaries():
             commands[name] = [path, "get", "k"]
-        subprocess.run([py, "-m", "etcdfast", "put", "k", "v"], env=env, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([py, "-m", "etcdfast", "put", "k", "v"], env=env, check=True,
+                       stdout=subprocess.DEVNULL)
         for cmd in commands.values():  # warm the bytecode cache and the page cache
             subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         times: Dict[str, List[float]] = {name: [] for name in commands}
@@ -79,7 +80,8 @@ def main() -> int:
                 done = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
                 times[name].append(time.perf_counter() - started)
                 if done.returncode != 0:
-                    print(f"{name}: exit {done.returncode}: {done.stderr.decode(errors='replace')}", file=sys.stderr)
+                    print(f"{name}: exit {done.returncode}: {done.stderr.decode(errors='replace')}",
+                          file=sys.stderr)
                     return 1
             if time.monotonic() > deadline:
                 break
@@ -88,7 +90,8 @@ def main() -> int:
         shutil.rmtree(cache, ignore_errors=True)
     medians = {name: statistics.median(values) for name, values in times.items()}
     base = next((medians[n] for n in medians if n.startswith("etcdctl 3.5")), None)
-    print(f"machine: {os.cpu_count()} cpus, load {os.getloadavg()[0]:.2f}; {runs} runs each; python {sys.version.split()[0]}")
+    print(f"machine: {os.cpu_count()} cpus, load {os.getloadavg()[0]:.2f}; {runs} runs each; "
+          f"python {sys.version.split()[0]}")
     print(f"{'command':<34}{'median s':>10}{'min s':>8}{'x etcdctl 3.5':>15}{'target':>9}")
     met = True
     for name, median in medians.items():

@@ -353,7 +353,8 @@ def test_lease_verbs(run, client, etcd_prefix):
     assert client.get_value(key) is None
     assert run("lease", "timetolive", lease_hex).out == f"lease {lease_hex} already expired\n".encode()
     gone = run("lease", "revoke", lease_hex)
-    assert gone.code == 1 and gone.err == "Error: failed to revoke lease (etcdserver: requested lease not found)\n"
+    assert gone.code == 1
+    assert gone.err == "Error: failed to revoke lease (etcdserver: requested lease not found)\n"
     gone = run("lease", "keep-alive", "--once", lease_hex)  # etcdctl: ExitBadConnection, on stderr
     assert (gone.code, gone.out, gone.err) == (2, b"", "Error: etcdserver: requested lease not found\n")
     grant_json = run("lease", "grant", "30", "-w", "json").json()
@@ -483,8 +484,8 @@ def test_snapshot_save(tmp_path):
 
 def test_version(run):
     result = run("version")
-    assert result.out == f"etcdctl version: 3.4.23\nAPI version: 3.4\netcdfast version: {etcdfast.__version__}\n" \
-        .encode()
+    assert result.out == (f"etcdctl version: 3.4.23\nAPI version: 3.4\n"
+                          f"etcdfast version: {etcdfast.__version__}\n").encode()
     assert sub("--version").stdout.decode().startswith("etcdctl version: ")
 
 

@@ -51,9 +51,11 @@ def run_one(binary: Sequence[str], endpoint: str, args: Sequence[str], stdin: by
 
 _VOLATILE = [
     (rb'"revision":\d+', b'"revision":R'), (rb'"raft_term":\d+', b'"raft_term":T'),
-    (rb'"(create|mod)_revision":\d+', b'"rev":R'), (rb'"\w*(CreateRevision|ModRevision)" : \d+', b'"Rev" : R'),
+    (rb'"(create|mod)_revision":\d+', b'"rev":R'), (rb'"\w*(CreateRevision|ModRevision)" : \d+',
+                                                    b'"Rev" : R'),
     (rb'"Revision" : \d+', b'"Revision" : R'), (rb'"RaftTerm" : \d+', b'"RaftTerm" : T'),
-    (rb"took = [0-9.]+\S+", b"took = X"), (rb'"took":"[^"]*"', b'"took":"X"'), (rb'"Took" : \S+', b'"Took" : X'),
+    (rb"took = [0-9.]+\S+", b"took = X"), (rb'"took":"[^"]*"', b'"took":"X"'), (rb'"Took" : \S+',
+                                                                                b'"Took" : X'),
 ]
 
 
@@ -113,7 +115,8 @@ def server():
 def test_kv_verbs_and_formats(server):
     ep = server.endpoint
     for fmt in ("simple", "json", "fields", "protobuf"):
-        compare(ep, "put", "/kv/{n}/a", "1", "-w", fmt, volatile=[(rb"\x18[\x00-\x7f]", b"R")] if fmt == "protobuf" else ())
+        compare(ep, "put", "/kv/{n}/a", "1", "-w", fmt, volatile=[(rb"\x18[\x00-\x7f]",
+                                                                   b"R")] if fmt == "protobuf" else ())
     with etcdfast.Client(ep) as client:
         for key, value in ((b"/same/a", b"x"), (b"/same/b", b""), (b"/same/c\xff", b"\x00bin")):
             client.put(key, value)
@@ -265,7 +268,8 @@ def test_member_endpoint_alarm_defrag_snapshot(server, tmp_path):
         compare(ep, "member", "list", "-w", fmt, mirror=False)
         compare(ep, "endpoint", "hashkv", "-w", fmt, mirror=False)
         # Healthy lines go to stdout as with etcdctl 3.5 (3.4 wrote them to stderr).
-        compare(ep, "endpoint", "health", "-w", fmt, mirror=False, volatile=[(rb"[0-9.]+(ns|\xc2\xb5s|ms|s) ", b"X ")],
+        compare(ep, "endpoint", "health", "-w", fmt, mirror=False, volatile=[(rb"[0-9.]+(ns|\xc2\xb5s|ms|s) ",
+                                                                              b"X ")],
                 ctl=ETCDCTL35 if fmt == "simple" and os.access(ETCDCTL35, os.X_OK) else ETCDCTL)
         compare(ep, "endpoint", "status", "-w", fmt, mirror=False,
                 volatile=[(rb'"(raftIndex|raftAppliedIndex|dbSize|dbSizeInUse)":\d+', b'"X":N'),
@@ -378,7 +382,8 @@ def test_watch_exec_and_env_key(server):
     ep = server.endpoint
     env = dict(_env(), PYTHONUNBUFFERED="1", ETCDCTL_WATCH_KEY="/wk")
     proc = subprocess.Popen([*FAST, "--endpoints", ep, "watch", "--max-events", "1", "--", "sh", "-c",
-                             "echo $ETCD_WATCH_EVENT_TYPE $ETCD_WATCH_KEY $ETCD_WATCH_VALUE $ETCD_WATCH_REVISION"],
+                             "echo $ETCD_WATCH_EVENT_TYPE $ETCD_WATCH_KEY $ETCD_WATCH_VALUE "
+                             "$ETCD_WATCH_REVISION"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     try:
         with etcdfast.Client(ep) as client:

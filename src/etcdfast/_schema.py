@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import functools
 from importlib import resources
-from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, Type, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Protocol, Type, TypeVar
 
 from .errors import ProtocolError
 from .types import ResponseHeader
@@ -97,7 +97,7 @@ def decoder(full_name: str, convert: Callable[[Any], R]) -> Callable[[bytes, Opt
     Malformed bytes become :class:`ProtocolError`. Every etcd response has a
     ``header``; its revision goes to the client's revision tracker.
     """
-    resolved: list = []  # [parse, DecodeError], filled by the first call
+    resolved: List[Any] = []  # [parse, DecodeError], filled by the first call
 
     def decode(data: bytes, tracker: Optional[_Observer] = None) -> R:
         if type(data) is not bytes:

@@ -161,7 +161,8 @@ def main() -> int:
     opts = parser.parse_args()
     for need in ("go", "/usr/bin/etcd"):
         if shutil.which(need) is None:
-            print(f"missing {need}: apt-get install golang-go etcd-server golang-etcd-server-dev", file=sys.stderr)
+            print(f"missing {need}: apt-get install golang-go etcd-server golang-etcd-server-dev",
+                  file=sys.stderr)
             return 2
     if not E2E_SRC.is_dir():
         print(f"missing {E2E_SRC}: apt-get install golang-etcd-server-dev", file=sys.stderr)

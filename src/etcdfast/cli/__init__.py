@@ -159,7 +159,7 @@ def main(
 
 
 def _run(cmd: Command, args: object, *, out: Optional[TextIO], err: TextIO, stdin: Optional[TextIO]) -> int:
-    from ..errors import AuthFailedError, AuthNotEnabledError, EtcdError
+    from ..errors import AuthFailedError, EtcdError
     from ._context import (
         EXIT_BAD_CONNECTION,
         EXIT_ERROR,
@@ -174,14 +174,7 @@ def _run(cmd: Command, args: object, *, out: Optional[TextIO], err: TextIO, stdi
         apply_environment(cmd, args)  # type: ignore[arg-type]
         ctx = Context(args, stdout=out, stderr=err, stdin=stdin)  # type: ignore[arg-type]
         assert cmd.run is not None
-        try:
-            code = int(cmd.run(ctx, args))
-        except AuthNotEnabledError:
-            if not ctx.drop_credentials():
-                raise
-            # clientv3 ignores ErrAuthNotEnabled from its login: with auth off, --user is
-            # not needed. The login failed before the command's request was sent.
-            code = int(cmd.run(ctx, args))
+        code = int(cmd.run(ctx, args))
         ctx.out.flush()
         return code
     except CliError as exc:

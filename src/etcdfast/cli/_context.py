@@ -293,7 +293,23 @@ class Context:
         """The shared client for ``--endpoints``."""
         if self._client is None:
             self._client = self.new_client()
+            if "user" in self.client_kwargs():
+                self._check_login(self._client)
         return self._client
+
+    def _check_login(self, client: "Client") -> None:
+        """clientv3 ignores ErrAuthNotEnabled from its login: with auth off, --user is not
+        needed. Find out with one cheap read before the command runs (it may read stdin,
+        so it cannot simply be run again)."""
+        from ..errors import AuthNotEnabledError, EtcdError
+
+        try:
+            client.get(b"\x00", count_only=True, serializable=True)
+        except AuthNotEnabledError:
+            self.drop_credentials()
+            self._client = self.new_client()
+        except EtcdError:
+            pass  # no permission on the probe, a dead endpoint...: the command reports its own
 
     def close(self) -> None:
         for client in self._clients:

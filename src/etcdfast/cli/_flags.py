@@ -68,6 +68,10 @@ class Args:
     def __repr__(self) -> str:
         return f"Args({self.__dict__!r})"
 
+    def __getattr__(self, name: str) -> Any:
+        # Only for names no flag defined (as argparse.Namespace): typed Any for the verbs.
+        raise AttributeError(f"no option or argument {name!r}")
+
     def __contains__(self, name: str) -> bool:
         return name in self.__dict__
 
@@ -158,6 +162,7 @@ class Command:
         self.subcommands: Dict[str, "Command"] = {}
         self.defaults: Dict[str, Any] = {}
         self.hidden = False
+        self.extra_args = False  # words beyond the named positionals go to args.rest
         # Subcommands registered on first look (top level: the verb's module
         # is imported only when that verb is used).
         self._loader = loader
@@ -373,9 +378,10 @@ def parse(root: Command, argv: Sequence[str]) -> Tuple[Command, Args, bool]:
             if name == "help":
                 help_asked = True
                 continue
-            flag = longs.get(name)
-            if flag is None:
+            found = longs.get(name)
+            if found is None:
                 raise ParseError(f"unknown flag: --{name}", cmd)
+            flag = found
             if flag.kind == "bool":
                 assign(flag, text if eq else "true", f"--{name}")
             elif eq:
@@ -394,9 +400,10 @@ def parse(root: Command, argv: Sequence[str]) -> Tuple[Command, Args, bool]:
                 help_asked = True
                 j += 1
                 continue
-            flag = shorts.get(ch)
-            if flag is None:
+            short = shorts.get(ch)
+            if short is None:
                 raise ParseError(f"unknown shorthand flag: '{ch}' in {word}", cmd)
+            flag = short
             if flag.kind == "bool":
                 if word[j + 1:j + 2] == "=":
                     assign(flag, word[j + 2:], f"-{ch}")
@@ -443,7 +450,7 @@ def _bind_positionals(cmd: Command, args: Args, words: List[str]) -> None:
                                EXIT_BAD_ARGS)
             setattr(args, pos.name, [_convert(pos, w, cmd) for w in rest])
             rest = []
-    if rest and not getattr(cmd, "extra_args", False):
+    if rest and not cmd.extra_args:
         raise CliError(cmd.arg_error or f"{cmd.path()}: unexpected argument(s): {' '.join(rest)}",
                        EXIT_BAD_ARGS)
     args.rest = rest

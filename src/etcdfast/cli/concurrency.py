@@ -16,7 +16,7 @@ import os
 import signal
 import subprocess
 import threading
-from typing import Any, Iterator
+from typing import Any, Iterator, List
 
 from ._context import EXIT_BAD_ARGS, EXIT_ERROR, EXIT_OK, CliError, Commands, Context
 from ._flags import Args
@@ -69,7 +69,7 @@ def run_lock(ctx: Context, args: Args) -> int:
     try:
         mutex = session.mutex(name)
         lock_done = threading.Event()
-        failure: list = []
+        failure: List[BaseException] = []
 
         def acquire() -> None:
             try:
@@ -125,7 +125,7 @@ def run_elect(ctx: Context, args: Args) -> int:
         if args.listen:
             return _observe(ctx, stop, election)
         done = threading.Event()
-        failure: list = []
+        failure: List[BaseException] = []
 
         def campaign() -> None:
             try:
@@ -156,7 +156,7 @@ def _observe(ctx: Context, stop: _Stop, election: Any) -> int:
     from ..types import GetResult
 
     observed: Iterator[Any] = election.observe()
-    failure: list = []
+    failure: List[BaseException] = []
 
     def follow() -> None:
         try:

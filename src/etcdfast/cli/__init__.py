@@ -25,7 +25,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, TextIO, Tuple
 
-from ._flags import Command, ParseError, parse
+from ._flags import ArgCountError, Command, ParseError, parse
 
 if TYPE_CHECKING:
     from ._context import Context
@@ -145,13 +145,9 @@ def main(
         where = f"etcdfast {exc.command.path()}".strip() if exc.command is not None else "etcdfast"
         _write(err, f"Run '{where} --help' for usage.\n")
         return 1
-    except Exception as exc:  # CliError from binding positionals
-        from ._context import CliError
-
-        if isinstance(exc, CliError):
-            _error(err, str(exc))
-            return exc.code
-        raise
+    except ArgCountError as exc:
+        _error(err, str(exc))
+        return 128  # etcdctl's ExitBadArgs
     if help_asked or cmd.run is None:
         _write(out, cmd.help_text("etcdfast"))
         return 0

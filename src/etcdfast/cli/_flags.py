@@ -23,11 +23,16 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-__all__ = ["ArgError", "Args", "Flag", "Command", "ParseError", "parse_bool", "parse", "env_name"]
+__all__ = ["ArgCountError", "ArgError", "Args", "Flag", "Command", "ParseError", "parse_bool", "parse",
+           "env_name"]
 
 
 class ArgError(ValueError):
     """A flag value a converter refuses (argparse's ArgumentTypeError)."""
+
+
+class ArgCountError(Exception):
+    """The command's arguments are wrong in number or form: etcdctl's ExitBadArgs (128)."""
 
 
 class ParseError(Exception):
@@ -169,13 +174,15 @@ class Command:
 
     # -- building ---------------------------------------------------------------
 
-    def add_argument(self, *names: str, action: Optional[str] = None, type: Optional[Callable[[str], Any]] = None,
+    def add_argument(self, *names: str, action: Optional[str] = None, type: Optional[Callable[[str],
+                                                                                              Any]] = None,
                      default: Any = None, help: str = "", dest: Optional[str] = None,
                      choices: Optional[Sequence[str]] = None, metavar: str = "", nargs: Any = None,
                      persistent: bool = False, hidden: bool = False) -> None:
         """argparse's ``add_argument`` for the cases the verbs use."""
         if not names[0].startswith("-"):
-            self.positionals.append(Positional(names[0], nargs if nargs is not None else 1, type, help, metavar))
+            self.positionals.append(Positional(names[0], nargs if nargs is not None else 1, type, help,
+                                               metavar))
             return
         longs = [n[2:] for n in names if n.startswith("--")]
         shorts = [n[1:] for n in names if not n.startswith("--")]
@@ -432,36 +439,29 @@ def parse(root: Command, argv: Sequence[str]) -> Tuple[Command, Args, bool]:
 def _bind_positionals(cmd: Command, args: Args, words: List[str]) -> None:
     """Give the named positionals their words; a wrong count is the command's
     own usage error (exit 128 in etcdctl) when it has one."""
-    from ._context import EXIT_BAD_ARGS, CliError
-
     positionals = cmd.positionals
     rest = list(words)
     for pos in positionals:
         if pos.nargs == 1:
             if not rest:
-                raise CliError(cmd.arg_error or f"{cmd.path()}: missing argument {pos.metavar}",
-                               EXIT_BAD_ARGS)
+                raise ArgCountError(cmd.arg_error or f"{cmd.path()}: missing argument {pos.metavar}")
             setattr(args, pos.name, _convert(pos, rest.pop(0), cmd))
         elif pos.nargs == "?":
             setattr(args, pos.name, _convert(pos, rest.pop(0), cmd) if rest else None)
         else:  # "*" / "+"
             if pos.nargs == "+" and not rest:
-                raise CliError(cmd.arg_error or f"{cmd.path()}: missing argument {pos.metavar}",
-                               EXIT_BAD_ARGS)
+                raise ArgCountError(cmd.arg_error or f"{cmd.path()}: missing argument {pos.metavar}")
             setattr(args, pos.name, [_convert(pos, w, cmd) for w in rest])
             rest = []
     if rest and not cmd.extra_args:
-        raise CliError(cmd.arg_error or f"{cmd.path()}: unexpected argument(s): {' '.join(rest)}",
-                       EXIT_BAD_ARGS)
+        raise ArgCountError(cmd.arg_error or f"{cmd.path()}: unexpected argument(s): {' '.join(rest)}")
     args.rest = rest
 
 
 def _convert(pos: Positional, word: str, cmd: Command) -> Any:
     if pos.convert is None:
         return word
-    from ._context import EXIT_BAD_ARGS, CliError
-
     try:
         return pos.convert(word)
     except (ArgError, ValueError) as exc:
-        raise CliError(f"{cmd.path()}: {pos.metavar}: {exc}", EXIT_BAD_ARGS) from None
+        raise ArgCountError(f"{cmd.path()}: {pos.metavar}: {exc}") from None

@@ -353,23 +353,27 @@ def register(commands: Commands) -> None:
              arg_error="auth status command does not accept any arguments")
 
     user = commands.group("user", help="User related commands")
-    p = user.add("add", run_user_add, help="Adds a new user", usage="user add <user name or user:password> [options]",
+    p = user.add("add", run_user_add, help="Adds a new user",
+                 usage="user add <user name or user:password> [options]",
                  arg_error="user add command requires user name as its argument")
     p.add_argument("name", metavar="USER", help="user name, or user:password")
     p.add_argument("--interactive", action="store_true", default=True,
                    help="Read password from stdin instead of interactive terminal")
     p.add_argument("--new-user-password", default="", help="Supply password from the command line flag")
-    p.add_argument("--no-password", action="store_true", help="Create a user without password (CN based auth only)")
+    p.add_argument("--no-password", action="store_true",
+                   help="Create a user without password (CN based auth only)")
     p = user.add("delete", run_user_delete, help="Deletes a user", usage="user delete <user name>",
                  arg_error="user delete command requires user name as its argument")
     p.add_argument("name", metavar="USER", help="user name")
     p = user.add("get", run_user_get, help="Gets detailed information of a user",
-                 usage="user get <user name> [options]", arg_error="user get command requires user name as its argument")
+                 usage="user get <user name> [options]",
+                 arg_error="user get command requires user name as its argument")
     p.add_argument("name", metavar="USER", help="user name")
     p.add_argument("--detail", action="store_true", help="Show permissions of roles granted to the user")
     user.add("list", run_user_list, help="Lists all users", usage="user list",
              arg_error="user list command requires no arguments")
-    p = user.add("passwd", run_user_passwd, help="Changes password of user", usage="user passwd <user name> [options]",
+    p = user.add("passwd", run_user_passwd, help="Changes password of user",
+                 usage="user passwd <user name> [options]",
                  arg_error="user passwd command requires user name as its argument")
     p.add_argument("name", metavar="USER", help="user name")
     p.add_argument("--interactive", action="store_true", default=True,
@@ -388,7 +392,8 @@ def register(commands: Commands) -> None:
     role = commands.group("role", help="Role related commands")
     for verb, run, what, message in (
         ("add", run_role_add, "Adds a new role", "role add command requires role name as its argument"),
-        ("delete", run_role_delete, "Deletes a role", "role delete command requires role name as its argument"),
+        ("delete", run_role_delete, "Deletes a role",
+         "role delete command requires role name as its argument"),
         ("get", run_role_get, "Gets detailed information of a role",
          "role get command requires role name as its argument"),
     ):
@@ -401,10 +406,12 @@ def register(commands: Commands) -> None:
     p.add_argument("words", nargs="*", metavar="ARG", help="role name, read|write|readwrite, key [endkey]")
     p.add_argument("--prefix", action="store_true", help="grant a prefix permission")
     p.add_argument("--from-key", action="store_true",
-                   help="grant a permission of keys that are greater than or equal to the given key using byte compare")
+                   help="grant a permission of keys that are greater than or equal to the given key "
+                        "using byte compare")
     p = role.add("revoke-permission", run_role_revoke_permission, help="Revokes a key from a role",
                  usage="role revoke-permission <role name> <key> [endkey]")
     p.add_argument("words", nargs="*", metavar="ARG", help="role name, key [endkey]")
     p.add_argument("--prefix", action="store_true", help="revoke a prefix permission")
     p.add_argument("--from-key", action="store_true",
-                   help="revoke a permission of keys that are greater than or equal to the given key using byte compare")
+                   help="revoke a permission of keys that are greater than or equal to the given key "
+                        "using byte compare")

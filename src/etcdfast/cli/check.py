@@ -22,7 +22,8 @@ def register(commands: Commands) -> None:
     check = commands.group("check", help="commands for checking properties of the etcd cluster")
     for verb, what in (("perf", "Check the performance of the etcd cluster"),
                        ("datascale", "Check the memory usage of holding data for different workloads")):
-        p = check.add(verb, run_check, help=what + " (not in etcdfast: see --help)", usage=f"check {verb} [options]",
+        p = check.add(verb, run_check, help=what + " (not in etcdfast: see --help)",
+                      usage=f"check {verb} [options]",
                       description=__doc__)
         p.add_argument("--load", default="s", help="workload model: s, m, l, xl (accepted)")
         p.add_argument("--prefix", default=f"/etcdctl-check-{verb}/", help="key prefix (accepted)")

@@ -167,10 +167,12 @@ def run_endpoint_status(ctx: Context, args: Args) -> int:
         ))
     elif ctx.write_out == "fields":
         for endpoint, st in good:
-            ctx.out.write(fields_header(st.header) + f'"Version" : {go_quote(st.version)}\n"DBSize" : {st.db_size}\n'
+            ctx.out.write(fields_header(st.header)
+                          + f'"Version" : {go_quote(st.version)}\n"DBSize" : {st.db_size}\n'
                           f'"Leader" : {st.leader}\n"IsLearner" : {str(st.is_learner).lower()}\n'
                           f'"RaftIndex" : {st.raft_index}\n"RaftTerm" : {st.raft_term}\n'
-                          f'"RaftAppliedIndex" : {st.raft_applied_index}\n"Errors" : [{" ".join(st.errors)}]\n'
+                          f'"RaftAppliedIndex" : {st.raft_applied_index}\n'
+                          f'"Errors" : [{" ".join(st.errors)}]\n'
                           f'"Endpoint" : {go_quote(endpoint)}\n\n')
     else:
         for endpoint, status in good:
@@ -247,7 +249,8 @@ def run_member_list(ctx: Context, args: Args) -> int:
         for row in _member_rows(m):
             ctx.out.line(", ".join(row))
 
-    return _member_call(ctx, api.member_list(linearizable=args.consistency == "l"), "MemberListResponse", simple)
+    return _member_call(ctx, api.member_list(linearizable=args.consistency == "l"), "MemberListResponse",
+                        simple)
 
 
 def run_member_add(ctx: Context, args: Args) -> int:
@@ -311,7 +314,8 @@ def run_endpoint_hashkv(ctx: Context, args: Args) -> int:
     elif ctx.write_out == "table":
         ctx.out.write(render_table(["ENDPOINT", "HASH"], [[ep, str(m.hash)] for ep, m in good]))
     elif ctx.write_out == "fields":
-        ctx.out.write("".join(fields_header(header_of(m)) + f'"Endpoint" : {go_quote(ep)}\n"Hash" : {m.hash}\n\n'
+        ctx.out.write("".join(fields_header(header_of(m))
+                              + f'"Endpoint" : {go_quote(ep)}\n"Hash" : {m.hash}\n\n'
                               for ep, m in good))
     elif ctx.write_out == "protobuf":
         raise ctx.unsupported_format("protobuf")
@@ -345,11 +349,13 @@ def register(commands: Commands) -> None:
                  help="Prints out the status of endpoints specified in `--endpoints` flag",
                  usage="endpoint status", description=__doc__)
     p = endpoint.add("hashkv", run_endpoint_hashkv,
-                     help="Prints the KV history hash for each endpoint in --endpoints", usage="endpoint hashkv")
+                     help="Prints the KV history hash for each endpoint in --endpoints",
+                     usage="endpoint hashkv")
     p.add_argument("--rev", type=int, default=0, help="maximum revision to hash (default: all revisions)")
 
     member = commands.group("member", help="Membership related commands")
-    p = member.add("add", run_member_add, help="Adds a member into the cluster", usage="member add <memberName> [options]")
+    p = member.add("add", run_member_add, help="Adds a member into the cluster",
+                   usage="member add <memberName> [options]")
     p.add_argument("words", nargs="*", metavar="NAME", help="the new member's name")
     p.add_argument("--peer-urls", default="", help="comma separated peer URLs for the new member.")
     p.add_argument("--learner", action="store_true", help="indicates if the new member is raft learner")
@@ -360,7 +366,8 @@ def register(commands: Commands) -> None:
                        arg_error="member ID is not provided")
         p.add_argument("id", metavar="memberID", help="the member's ID (hex)")
         if verb == "update":
-            p.add_argument("--peer-urls", default="", help="comma separated peer URLs for the updated member.")
+            p.add_argument("--peer-urls", default="",
+                           help="comma separated peer URLs for the updated member.")
     p = member.add("list", run_member_list, help="Lists all members in the cluster", usage="member list")
     p.add_argument("--consistency", default="l", help="Linearizable(l) or Serializable(s)")
     commands.add("version", run_version, help="Prints the version of etcdctl", usage="version")

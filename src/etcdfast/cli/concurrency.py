@@ -86,7 +86,8 @@ def run_lock(ctx: Context, args: Args) -> int:
         if failure:
             raise failure[0]
         if command:
-            env = dict(os.environ, ETCD_LOCK_KEY=os.fsdecode(mutex.key), ETCD_LOCK_REV=str(mutex.header.revision))
+            env = dict(os.environ, ETCD_LOCK_KEY=os.fsdecode(mutex.key),
+                       ETCD_LOCK_REV=str(mutex.header.revision))
             try:
                 code = subprocess.call(command, env=env, stdout=ctx.stdout, stderr=ctx.stderr)
             except OSError as exc:
@@ -113,7 +114,8 @@ def run_lock(ctx: Context, args: Args) -> int:
 def run_elect(ctx: Context, args: Args) -> int:
     words = args.words
     if len(words) not in (1, 2):
-        raise CliError("elect takes one election name argument and an optional proposal argument", EXIT_BAD_ARGS)
+        raise CliError("elect takes one election name argument and an optional proposal argument",
+                       EXIT_BAD_ARGS)
     if len(words) == 1 and not args.listen:
         raise CliError("no proposal argument but -l not set", EXIT_BAD_ARGS)
     if len(words) == 2 and args.listen:

@@ -206,7 +206,8 @@ def add_put_options(p: Command) -> None:
     p.add_argument("key", help="the key")
     p.add_argument("value", nargs="?", help="the value (read from stdin when omitted)")
     p.add_argument("--lease", default="0", help="lease ID (in hexadecimal) to attach to the key")
-    p.add_argument("--prev-kv", action="store_true", help="return the previous key-value pair before modification")
+    p.add_argument("--prev-kv", action="store_true",
+                   help="return the previous key-value pair before modification")
     p.add_argument("--ignore-value", action="store_true", help="updates the key using its current value")
     p.add_argument("--ignore-lease", action="store_true", help="updates the key using its current lease")
 

@@ -106,7 +106,8 @@ def run_timetolive(ctx: Context, args: Args) -> int:
         ctx.out.line(_lease_json(header, id=m.ID, ttl=m.TTL, **{"granted-ttl": m.grantedTTL},
                                  keys=[base64.b64encode(k).decode() for k in keys] or None))
     elif ctx.write_out == "fields":
-        ctx.out.write(fields_header(header) + f'"ID" : {m.ID}\n"TTL" : {m.TTL}\n"GrantedTTL" : {m.grantedTTL}\n'
+        ctx.out.write(fields_header(header)
+                      + f'"ID" : {m.ID}\n"TTL" : {m.TTL}\n"GrantedTTL" : {m.grantedTTL}\n'
                       + "".join(f'"Key" : {go_quote(k)}\n' for k in keys))
     elif ctx.write_out == "protobuf":
         ctx.out.write(m.SerializeToString())

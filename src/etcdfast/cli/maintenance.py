@@ -263,27 +263,32 @@ def register(commands: Commands) -> None:
               arg_error="alarm disarm command accepts no arguments")
     alarm.add("list", run_alarm_list, help="Lists all alarms", usage="alarm list",
               arg_error="alarm list command accepts no arguments")
-    p = commands.add("defrag", run_defrag, help="Defragments the storage of the etcd members with given endpoints",
+    p = commands.add("defrag", run_defrag,
+                     help="Defragments the storage of the etcd members with given endpoints",
                      usage="defrag")
     p.add_argument("--cluster", action="store_true", help="use all endpoints from the cluster member list")
     p.add_argument("--data-dir", default="",
                    help="Optional. If present, defragments a data directory not in use by etcd.")
-    p = commands.add("move-leader", run_move_leader, help="Transfers leadership to another etcd cluster member.",
-                     usage="move-leader <transferee-member-id>", arg_error="move-leader command needs 1 argument")
+    p = commands.add("move-leader", run_move_leader,
+                     help="Transfers leadership to another etcd cluster member.",
+                     usage="move-leader <transferee-member-id>",
+                     arg_error="move-leader command needs 1 argument")
     p.add_argument("target", metavar="MEMBER_ID", help="the member to lead (hex ID)")
     snapshot = commands.group("snapshot", help="Manages etcd node snapshots")
     p = snapshot.add("save", run_snapshot_save, help="Stores an etcd node backend snapshot to a given file",
                      usage="snapshot save <filename>", arg_error="snapshot save expects one argument")
     p.add_argument("file", metavar="FILE", help="where to save it (written via FILE.part, then renamed)")
     p = snapshot.add("status", run_snapshot_status, help="Gets backend snapshot status of a given file",
-                     usage="snapshot status <filename>", arg_error="snapshot status requires exactly one argument")
+                     usage="snapshot status <filename>",
+                     arg_error="snapshot status requires exactly one argument")
     p.add_argument("file", metavar="FILE", help="a saved snapshot")
     p = snapshot.add("restore", run_snapshot_restore,
                      help="Checks a snapshot; restoring it is etcdutl's job (see --help)",
                      usage="snapshot restore <filename> [options]", description=__doc__,
                      arg_error="snapshot restore requires exactly one argument")
     p.add_argument("file", metavar="FILE", help="a saved snapshot")
-    for flag, text in (("--data-dir", "Path to the data directory"), ("--wal-dir", "Path to the WAL directory"),
+    for flag, text in (("--data-dir", "Path to the data directory"), ("--wal-dir",
+                                                                      "Path to the WAL directory"),
                        ("--initial-cluster", "Initial cluster configuration for restore bootstrap"),
                        ("--initial-cluster-token", "Initial cluster token for the etcd cluster"),
                        ("--initial-advertise-peer-urls", "This member's peer URLs"),

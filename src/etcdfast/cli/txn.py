@@ -31,7 +31,7 @@ from ..api.request import Request
 from ..api.txn import CompareTarget
 from ..types import DeleteResult, GetResult, OpResult, PutResult, TxnResult
 from ._context import EXIT_INVALID_INPUT, EXIT_OK, CliError, Commands, Context
-from ._flags import ArgError, Args, Command, ParseError, parse
+from ._flags import ArgCountError, ArgError, Args, Command, ParseError, parse
 from .kv import (
     _del_fields,
     _get_fields,
@@ -215,7 +215,7 @@ def parse_op(line: str) -> TxnOp:
         raise ValueError(f"unknown op {verb!r} (use put, get or del)")
     try:
         _, args, _ = parse(_OP_ROOT, words)
-    except (ParseError, CliError) as exc:
+    except (ParseError, ArgCountError, CliError) as exc:
         raise ValueError(f"{verb}: {exc}") from None
     request: Any
     try:
@@ -360,5 +360,6 @@ Words in request lines may be quoted with "..." (Go escapes) or '...' (literal).
 
 def register(commands: Commands) -> None:
     p = commands.add("txn", run_txn, help="Txn processes all the requests in one transaction",
-                     usage="txn [options]", description=HELP, arg_error="txn command does not accept argument")
+                     usage="txn [options]", description=HELP,
+                     arg_error="txn command does not accept argument")
     p.add_argument("-i", "--interactive", action="store_true", help="Input transaction in interactive mode")

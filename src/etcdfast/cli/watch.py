@@ -25,7 +25,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Dict, List, Tuple
 
 from ._context import EXIT_BAD_ARGS, EXIT_ERROR, EXIT_INVALID_INPUT, EXIT_OK, CliError, Commands, Context
-from ._flags import Args, Command, ParseError, parse
+from ._flags import ArgCountError, Args, Command, ParseError, parse
 from .kv import print_kv, to_bytes
 from .output import dumps, fields_header, fields_kv, go_quote, header_json, kv_json
 
@@ -264,7 +264,7 @@ def _interactive(ctx: Context, args: Args, env_key: str, env_range: str) -> int:
             watch_words = _with_env(watch_words, env_key, env_range)
             if not watch_words:
                 raise CliError(BAD_ARGS)
-        except ParseError as exc:
+        except (ParseError, ArgCountError) as exc:
             raise CliError(str(exc), EXIT_BAD_ARGS) from None
         try:
             watch = _watch_call(ctx, watch_words, line_args, progress=True)
@@ -275,11 +275,13 @@ def _interactive(ctx: Context, args: Args, env_key: str, env_range: str) -> int:
 
 
 def register_options(p: Command) -> None:
-    p.add_argument("words", nargs="*", metavar="ARG", help="[key or prefix] [range_end] [--] [exec-command arg1 ...]")
+    p.add_argument("words", nargs="*", metavar="ARG",
+                   help="[key or prefix] [range_end] [--] [exec-command arg1 ...]")
     p.add_argument("-i", "--interactive", action="store_true", help="Interactive mode")
     p.add_argument("--prefix", action="store_true", help="Watch on a prefix if prefix is set")
     p.add_argument("--rev", type=int, default=0, help="Revision to start watching")
-    p.add_argument("--prev-kv", action="store_true", help="get the previous key-value pair before the event happens")
+    p.add_argument("--prev-kv", action="store_true",
+                   help="get the previous key-value pair before the event happens")
     p.add_argument("--progress-notify", action="store_true",
                    help="print periodic progress notifications (etcdfast)")
     p.add_argument("--max-events", type=_positive, default=0,

@@ -11,15 +11,16 @@ the decoded protobuf message; :func:`go_json` and :func:`fields` print it.
 from __future__ import annotations
 
 import base64
-from typing import TYPE_CHECKING, Any, Dict, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
 
 from .. import _schema
 
 if TYPE_CHECKING:
     from .. import Client
     from ..api.request import Request
+    from ._context import Context
 
-__all__ = ["call", "go_json", "header_of"]
+__all__ = ["call", "go_json", "header_of", "respond"]
 
 
 def call(client: "Client", request: "Request[Any]", response: str) -> Any:
@@ -67,3 +68,24 @@ def _scalar(field: Any, value: Any) -> Any:
 def header_of(message: Any) -> Optional[Any]:
     """The message's ResponseHeader as an ``etcdfast.ResponseHeader``."""
     return _schema.header(message) if message.HasField("header") else None
+
+
+def respond(ctx: "Context", request: "Request[Any]", response: str, simple: Callable[[Any], None],
+            fields: Optional[Callable[[Any], str]] = None, table: bool = False) -> int:
+    """Run ``request`` and print its ``response`` message as ``-w`` asks: json and
+    protobuf whole, fields with ``fields`` (else the header), simple (and table,
+    when the verb has one) with ``simple``."""
+    from .output import dumps, fields_header
+
+    message = call(ctx.client(), request, response)
+    if ctx.write_out == "json":
+        ctx.out.line(dumps(go_json(message)))
+    elif ctx.write_out == "protobuf":
+        ctx.out.write(message.SerializeToString())
+    elif ctx.write_out == "fields":
+        ctx.out.write(fields(message) if fields else fields_header(header_of(message)))
+    elif ctx.write_out == "table" and not table:
+        raise ctx.unsupported_format("table")
+    else:
+        simple(message)
+    return 0

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple
 from ._context import EXIT_BAD_ARGS, EXIT_OK, CliError, Commands, Context
 from ._flags import Args
 from .kv import to_bytes
-from .output import dumps, fields_header, go_quote
+from .output import fields_header, go_quote
 
 if TYPE_CHECKING:
     from ..api.request import Request
@@ -33,21 +33,10 @@ def prefix_range_end(key: bytes) -> bytes:
 
 def _respond(ctx: Context, request: "Request[Any]", response: str, simple: Callable[[Any], None],
              fields: Optional[Callable[[Any], str]] = None) -> int:
-    """Run ``request`` and print its ``response`` message in the chosen format."""
-    from ._raw import call, go_json, header_of
+    from ._raw import respond
 
-    message = call(ctx.client(), request, response)
-    if ctx.write_out == "json":
-        ctx.out.line(dumps(go_json(message)))
-    elif ctx.write_out == "protobuf":
-        ctx.out.write(message.SerializeToString())
-    elif ctx.write_out == "fields":
-        ctx.out.write(fields(message) if fields else fields_header(header_of(message)))
-    elif ctx.write_out == "table" and response not in ("AuthRoleListResponse", "AuthUserListResponse"):
-        raise ctx.unsupported_format("table")
-    else:
-        simple(message)
-    return EXIT_OK
+    return respond(ctx, request, response, simple, fields,
+                   table=response in ("AuthRoleListResponse", "AuthUserListResponse"))
 
 
 # -- auth -------------------------------------------------------------------------------

@@ -210,27 +210,23 @@ def _member_id(text: str) -> int:
                        "expecting ID in Hex") from None
 
 
-def _member_call(ctx: Context, request: Any, response: str, simple: Callable[[Any], None]) -> int:
-    from ._raw import call, go_json, header_of
+def _members_fields(m: Any) -> str:
+    from ._raw import header_of
 
-    m = call(ctx.client(), request, response)
-    if ctx.write_out == "json":
-        ctx.out.line(dumps(go_json(m)))
-    elif ctx.write_out == "protobuf":
-        ctx.out.write(m.SerializeToString())
-    elif ctx.write_out == "fields":
-        out = fields_header(header_of(m))
-        for member in getattr(m, "members", ()) if response == "MemberListResponse" else ():
-            out += f'"ID" : {member.ID}\n"Name" : {go_quote(member.name)}\n'
-            out += "".join(f'"PeerURL" : {go_quote(u)}\n' for u in member.peerURLs)
-            out += "".join(f'"ClientURL" : {go_quote(u)}\n' for u in member.clientURLs)
-            out += f'"IsLearner" : {str(member.isLearner).lower()}\n\n'
-        ctx.out.write(out)
-    elif ctx.write_out == "table" and response != "MemberListResponse":
-        raise ctx.unsupported_format("table")
-    else:
-        simple(m)
-    return EXIT_OK
+    out = fields_header(header_of(m))
+    for member in m.members:
+        out += f'"ID" : {member.ID}\n"Name" : {go_quote(member.name)}\n'
+        out += "".join(f'"PeerURL" : {go_quote(u)}\n' for u in member.peerURLs)
+        out += "".join(f'"ClientURL" : {go_quote(u)}\n' for u in member.clientURLs)
+        out += f'"IsLearner" : {str(member.isLearner).lower()}\n\n'
+    return out
+
+
+def _member_call(ctx: Context, request: Any, response: str, simple: Callable[[Any], None]) -> int:
+    from ._raw import respond
+
+    listing = response == "MemberListResponse"
+    return respond(ctx, request, response, simple, _members_fields if listing else None, table=listing)
 
 
 def _member_rows(m: Any) -> List[List[str]]:

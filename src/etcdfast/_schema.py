@@ -12,22 +12,34 @@ etcdfast can be imported next to python-etcd3 or any other package that
 registers etcd's ``etcdserverpb`` files without "duplicate file" conflicts.
 
 Only cold paths (Lease grant, Cluster, Maintenance, Auth) and the pure twin's
-decoders use these classes; the Cython twin never does.
+decoders use these classes; the Cython twin never does. Nothing is built, and
+protobuf is not even imported, before the first such call: decoders made at
+import time resolve their class on first use, so a process that only reads
+and writes keys (``etcdfast get``) never pays for the descriptor pool.
 """
 
 from __future__ import annotations
 
 import functools
 from importlib import resources
-from typing import Any, Callable, Optional, Protocol, Type, TypeVar
-
-from google.protobuf import descriptor_pb2, descriptor_pool
-from google.protobuf.message import DecodeError, Message
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Protocol, Type, TypeVar
 
 from .errors import ProtocolError
 from .types import ResponseHeader
 
+if TYPE_CHECKING:
+    from google.protobuf.message import DecodeError, Message
+
 __all__ = ["message", "decoder", "header", "DecodeError", "Message", "SCHEMA_FILE"]
+
+
+def __getattr__(name: str) -> Any:
+    # DecodeError and Message, imported (with protobuf) only when asked for.
+    if name in ("DecodeError", "Message"):
+        from google.protobuf import message as _message
+
+        return getattr(_message, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 R = TypeVar("R")
 
@@ -38,7 +50,7 @@ class _Observer(Protocol):
 SCHEMA_FILE = "_schema.binpb"
 
 
-def _message_class_factory(pool: Any) -> Callable[[Any], Type[Message]]:
+def _message_class_factory(pool: Any) -> Callable[[Any], Type["Message"]]:
     # protobuf >= 4.22 has message_factory.GetMessageClass; 4.21 only has
     # MessageFactory.GetPrototype (removed in 5.x). Pick whichever exists.
     from google.protobuf import message_factory
@@ -58,6 +70,8 @@ def _pool() -> Any:
             "etcdfast/_schema.binpb is missing: install the package "
             "(pip install .) so that setup.py compiles protos/"
         ) from None
+    from google.protobuf import descriptor_pb2, descriptor_pool
+
     pool = descriptor_pool.DescriptorPool()
     for file_proto in descriptor_pb2.FileDescriptorSet.FromString(data).file:
         pool.Add(file_proto)
@@ -65,7 +79,7 @@ def _pool() -> Any:
 
 
 @functools.lru_cache(maxsize=None)
-def message(full_name: str) -> Type[Message]:
+def message(full_name: str) -> Type["Message"]:
     """The message class for a full protobuf name, e.g. ``"etcdserverpb.RangeRequest"``."""
     pool = _pool()
     return _message_class_factory(pool)(pool.FindMessageTypeByName(full_name))
@@ -83,14 +97,19 @@ def decoder(full_name: str, convert: Callable[[Any], R]) -> Callable[[bytes, Opt
     Malformed bytes become :class:`ProtocolError`. Every etcd response has a
     ``header``; its revision goes to the client's revision tracker.
     """
-    parse = message(full_name).FromString
+    resolved: List[Any] = []  # [parse, DecodeError], filled by the first call
 
     def decode(data: bytes, tracker: Optional[_Observer] = None) -> R:
         if type(data) is not bytes:
             raise TypeError(f"expected bytes, got {type(data).__name__}")
+        if not resolved:
+            from google.protobuf.message import DecodeError
+
+            resolved[:] = [message(full_name).FromString, DecodeError]
+        parse, decode_error = resolved
         try:
             parsed = parse(data)
-        except DecodeError as exc:
+        except decode_error as exc:
             raise ProtocolError(f"malformed {full_name}: {exc}") from None
         if tracker is not None:
             tracker.observe(parsed.header.revision)

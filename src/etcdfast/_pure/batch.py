@@ -15,7 +15,6 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from ..errors import EmptyKeyError, InvalidArgumentError, RequestTooLargeError
 from .keys import to_bytes
-from .wire import encode_put_txn
 
 __all__ = ["Batch", "BatchPacker"]
 
@@ -179,6 +178,8 @@ class BatchPacker:
 
     def _cut(self) -> Batch:
         items = self._items
+        from .wire import encode_put_txn  # here: the fast twin imports this module, not _pure.wire
+
         batch = Batch(self._seq, self._start, self._index, encode_put_txn(items, self._lease), items,
                       self._after)
         self._seq += 1

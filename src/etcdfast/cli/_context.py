@@ -10,21 +10,25 @@ stderr and an exit code.
 
 from __future__ import annotations
 
-import argparse
-import inspect
 import os
 import re
 import sys
-from typing import Any, Callable, Dict, List, Optional, TextIO
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, TextIO
 
-from .. import Client
-from .._core.state import ClientState
-from ..errors import AuthError, EtcdError, Timeout, TLSError, Unavailable
+from ._flags import ArgError, Args, Command, Flag, env_name
 from .output import Output
+
+if TYPE_CHECKING:
+    from .. import Client
 
 __all__ = [
     "EXIT_OK",
     "EXIT_ERROR",
+    "EXIT_BAD_CONNECTION",
+    "EXIT_INVALID_INPUT",
+    "EXIT_BAD_FEATURE",
+    "EXIT_IO",
+    "EXIT_BAD_ARGS",
     "EXIT_USAGE",
     "EXIT_INTERRUPTED",
     "CliError",
@@ -33,28 +37,36 @@ __all__ = [
     "Runner",
     "parse_duration",
     "DEFAULT_ENDPOINT",
+    "GLOBAL_FLAGS",
 ]
 
-#: Exit codes scripts can rely on.
+#: Exit codes: etcdctl's (ctlv3/command/error.go), so scripts written for it keep working.
 EXIT_OK = 0
-EXIT_ERROR = 1  # etcd or the connection failed
-EXIT_USAGE = 2  # bad arguments or bad input
-EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+EXIT_ERROR = 1  # etcd refused, the connection failed, or the command line did not parse
+EXIT_BAD_CONNECTION = 2  # a lease or watch stream broke (etcdctl's ExitBadConnection)
+EXIT_INVALID_INPUT = 3  # bad txn or load input
+EXIT_BAD_FEATURE = 4  # a known flag with a value this command cannot honour (-w table on get -w...)
+EXIT_IO = 6
+EXIT_BAD_ARGS = 128  # the wrong arguments for the command
+EXIT_USAGE = EXIT_BAD_ARGS
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as when etcdctl dies of it)
 
 DEFAULT_ENDPOINT = "127.0.0.1:2379"
 DEFAULT_DIAL_TIMEOUT = 2.0
 DEFAULT_COMMAND_TIMEOUT = 5.0
+DEFAULT_KEEPALIVE_TIME = 2.0
+DEFAULT_KEEPALIVE_TIMEOUT = 6.0
 
 
 class CliError(Exception):
     """A failure to report as ``Error: <message>`` with exit code ``code``."""
 
-    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
+    def __init__(self, message: str, code: int = EXIT_BAD_ARGS) -> None:
         super().__init__(message)
         self.code = code
 
 
-Runner = Callable[["Context", argparse.Namespace], int]
+Runner = Callable[["Context", Args], int]
 
 # -- durations ----------------------------------------------------------------
 
@@ -62,8 +74,8 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
-def parse_duration(text: str) -> float:
-    """etcdctl's (Go's) duration syntax in seconds: ``5s``, ``500ms``, ``1m30s``;
+def parse_go_duration(text: str) -> float:
+    """Go's ``time.ParseDuration`` in seconds (``5s``, ``500ms``, ``1m30s``, ``0``);
     a plain number is seconds."""
     raw = text.strip()
     try:
@@ -76,70 +88,58 @@ def parse_duration(text: str) -> float:
             seconds += float(match.group(1)) * _UNITS[match.group(2)]
             pos = match.end()
         if pos != len(raw) or not raw:
-            raise argparse.ArgumentTypeError(
-                f"invalid duration {text!r} (use e.g. 5s, 500ms, 1m30s, or seconds)"
-            ) from None
-    if seconds <= 0 or seconds != seconds:
-        raise argparse.ArgumentTypeError(f"duration must be > 0, got {text!r}")
+            raise ArgError(f'time: invalid duration "{text}" (use e.g. 5s, 500ms, 1m30s)') from None
+    if seconds < 0 or seconds != seconds:
+        raise ArgError(f"duration must be >= 0, got {text!r}")
+    return seconds
+
+
+def parse_duration(text: str) -> float:
+    """Like :func:`parse_go_duration`, but zero is refused (a run time, a deadline)."""
+    seconds = parse_go_duration(text)
+    if seconds <= 0:
+        raise ArgError(f"duration must be > 0, got {text!r}")
     return seconds
 
 
 # -- global options -------------------------------------------------------------
 
-WRITE_OUT_CHOICES = ("simple", "json", "table")
+WRITE_OUT_CHOICES = ("simple", "json", "table", "fields", "protobuf")
 
-
-def add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
-    """The options every verb accepts, before or after the verb's name.
-
-    The top-level parser holds the real defaults (``None``: look at the
-    environment); every sub-parser gets the same options with
-    ``argparse.SUPPRESS`` defaults, so a value given after the verb wins and
-    an absent one does not overwrite a value given before it.
-    """
-    default: Any = argparse.SUPPRESS if suppress else None
-    group: Any = parser.add_argument_group("global options")
-    if suppress:
-        # Accepted after the verb too, but listed once, in ``etcdfast --help``.
-        add = group.add_argument
-
-        def quiet(*names: str, **kwargs: Any) -> Any:
-            kwargs["help"] = argparse.SUPPRESS
-            return add(*names, **kwargs)
-
-        group.add_argument = quiet
-    group.add_argument(
-        "--endpoints", default=default, metavar="HOST:PORT,...",
-        help=f"comma-separated etcd endpoints (env ETCDCTL_ENDPOINTS; default {DEFAULT_ENDPOINT})",
-    )
-    group.add_argument(
-        "--dial-timeout", type=parse_duration, default=default, metavar="DURATION",
-        help="time to connect, e.g. 2s, 500ms (env ETCDCTL_DIAL_TIMEOUT; default 2s)",
-    )
-    group.add_argument(
-        "--command-timeout", type=parse_duration, default=default, metavar="DURATION",
-        help="deadline of each request (env ETCDCTL_COMMAND_TIMEOUT; default 5s)",
-    )
-    group.add_argument(
-        "-w", "--write-out", choices=WRITE_OUT_CHOICES, default=default,
-        help="output format (env ETCDCTL_WRITE_OUT; default simple)",
-    )
-    group.add_argument(
-        "--hex", action="store_true", default=default,
-        help="print keys and values as \\xNN escapes (simple/table output)",
-    )
-    group.add_argument(
-        "--no-progress", action="store_true", default=default,
-        help="never draw progress bars (they are drawn only on a terminal anyway)",
-    )
-    for flag, dest, what in (
-        ("--cacert", "cacert", "CA bundle to verify servers (TLS)"),
-        ("--cert", "cert_file", "client certificate (mTLS)"),
-        ("--key", "key_file", "client private key (mTLS)"),
-        ("--user", "user", "user[:password] for etcd authentication"),
-        ("--password", "password", "password for --user"),
-    ):
-        group.add_argument(flag, dest=dest, metavar=flag[2:].upper(), default=default, help=what)
+#: etcdctl's persistent flags (ctlv3/ctl.go), plus etcdfast's --no-progress.
+#: ``ETCDCTL_<NAME>`` sets any of them that the command line does not.
+GLOBAL_FLAGS = (
+    Flag("endpoints", kind="list", default=[DEFAULT_ENDPOINT], help="gRPC endpoints"),
+    Flag("debug", kind="bool", default=False, help="enable client-side debug logging"),
+    Flag("write-out", short="w", default="simple",
+         help="set the output format (fields, json, protobuf, simple, table)"),
+    Flag("hex", kind="bool", default=False, help="print byte strings as hex encoded strings"),
+    Flag("dial-timeout", default=DEFAULT_DIAL_TIMEOUT, convert=parse_go_duration, metavar="2s",
+         help="dial timeout for client connections (0s: no timeout)"),
+    Flag("command-timeout", default=DEFAULT_COMMAND_TIMEOUT, convert=parse_go_duration, metavar="5s",
+         help="timeout for short running command (excluding dial timeout)"),
+    Flag("keepalive-time", default=DEFAULT_KEEPALIVE_TIME, convert=parse_go_duration, metavar="2s",
+         help="keepalive time for client connections"),
+    Flag("keepalive-timeout", default=DEFAULT_KEEPALIVE_TIMEOUT, convert=parse_go_duration, metavar="6s",
+         help="keepalive timeout for client connections"),
+    Flag("insecure-transport", kind="bool", default=True,
+         help="disable transport security for client connections"),
+    Flag("insecure-discovery", kind="bool", default=True,
+         help="accept insecure SRV records describing cluster endpoints"),
+    Flag("insecure-skip-tls-verify", kind="bool", default=False,
+         help="skip server certificate verification (CAUTION: for testing only)"),
+    Flag("cert", dest="cert_file", default="", help="identify secure client using this TLS certificate file"),
+    Flag("key", dest="key_file", default="", help="identify secure client using this TLS key file"),
+    Flag("cacert", default="", help="verify certificates of TLS-enabled secure servers using this CA bundle"),
+    Flag("user", default="",
+         help="username[:password] for authentication (prompt if password is not supplied)"),
+    Flag("password", default="", help="password for authentication (then --user must not include one)"),
+    Flag("discovery-srv", short="d", default="",
+         help="domain name to query for SRV records describing cluster endpoints"),
+    Flag("discovery-srv-name", default="", help="service name to query when using DNS discovery"),
+    Flag("no-progress", kind="bool", default=False,
+         help="never draw progress bars (they are drawn only on a terminal anyway)"),
+)
 
 
 def _env(name: str) -> Optional[str]:
@@ -147,12 +147,31 @@ def _env(name: str) -> Optional[str]:
     return value if value else None
 
 
+def apply_environment(cmd: Command, args: Args, environ: Optional[Dict[str, str]] = None) -> None:
+    """etcdctl's SetPflagsFromEnv: ``ETCDCTL_X`` sets the inherited flag ``x``
+    when the command line did not (local flags take no variables)."""
+    env = os.environ if environ is None else environ
+    for flag in cmd.inherited_flags():
+        if flag.dest in args.given:
+            continue
+        text = env.get(env_name(flag.name))
+        if text is None or text == "":
+            continue
+        from ._flags import ParseError
+
+        try:
+            setattr(args, flag.dest, flag.value(text, env_name(flag.name)))
+        except ParseError as exc:
+            raise CliError(str(exc), EXIT_ERROR) from None
+        args.given[flag.dest] = env_name(flag.name)
+
+
 class Context:
     """The resolved global options, the output stream and the shared client."""
 
     def __init__(
         self,
-        args: argparse.Namespace,
+        args: Args,
         *,
         stdout: Optional[TextIO] = None,
         stderr: Optional[TextIO] = None,
@@ -164,134 +183,134 @@ class Context:
         self.stdin = stdin if stdin is not None else sys.stdin
         self.out = Output(self.stdout)
 
-        self.endpoints_given = getattr(args, "endpoints", None) is not None
-        endpoints = getattr(args, "endpoints", None) or _env("ETCDCTL_ENDPOINTS") or DEFAULT_ENDPOINT
-        self.endpoints: List[str] = [e.strip() for e in endpoints.split(",") if e.strip()]
+        self.endpoints_given = "endpoints" in args.given
+        self.endpoints: List[str] = [e.strip() for e in args.endpoints if e.strip()]
         if not self.endpoints:
-            raise CliError("--endpoints is empty")
-        self.dial_timeout = self._duration("dial_timeout", "ETCDCTL_DIAL_TIMEOUT", DEFAULT_DIAL_TIMEOUT)
-        self.command_timeout = self._duration(
-            "command_timeout", "ETCDCTL_COMMAND_TIMEOUT", DEFAULT_COMMAND_TIMEOUT
-        )
-        write_out = getattr(args, "write_out", None) or _env("ETCDCTL_WRITE_OUT") or "simple"
+            raise CliError("--endpoints is empty", EXIT_ERROR)
+        dial = float(args.dial_timeout)
+        self.dial_timeout: Optional[float] = dial if dial > 0 else None
+        self.command_timeout = float(args.command_timeout) or DEFAULT_COMMAND_TIMEOUT
+        self.keepalive_time = float(args.keepalive_time)
+        self.keepalive_timeout = float(args.keepalive_timeout)
+        write_out = args.write_out
         if write_out not in WRITE_OUT_CHOICES:
-            raise CliError(
-                f"ETCDCTL_WRITE_OUT={write_out!r}: must be one of {', '.join(WRITE_OUT_CHOICES)}"
-            )
+            raise CliError("unsupported output format", EXIT_BAD_FEATURE)
         self.write_out = write_out
-        self.hex = bool(getattr(args, "hex", None)) or _env("ETCDCTL_HEX") in ("1", "true")
-        self.no_progress = bool(getattr(args, "no_progress", None))
+        self.hex = bool(args.hex)
+        self.no_progress = bool(args.no_progress)
         self._security = {
-            flag: getattr(args, dest, None) or _env(f"ETCDCTL_{flag.upper()}")
-            for flag, dest in (("cacert", "cacert"), ("cert", "cert_file"), ("key", "key_file"),
-                               ("user", "user"), ("password", "password"))
+            "cacert": args.cacert, "cert": args.cert_file, "key": args.key_file,
+            "user": args.user, "password": args.password,
         }
         self._kwargs: Optional[Dict[str, Any]] = None
-        self._clients: List[Client] = []
-        self._client: Optional[Client] = None
-
-    def _duration(self, attr: str, env: str, default: float) -> float:
-        value = getattr(self.args, attr, None)
-        if value is not None:
-            return float(value)
-        text = _env(env)
-        if text is None:
-            return default
-        try:
-            return parse_duration(text)
-        except argparse.ArgumentTypeError as exc:
-            raise CliError(f"{env}: {exc}") from None
+        self._clients: List["Client"] = []
+        self._client: Optional["Client"] = None
 
     # -- clients ---------------------------------------------------------------
 
     def client_kwargs(self) -> Dict[str, Any]:
-        """Keyword arguments for :class:`etcdfast.Client` from the security flags.
+        """Keyword arguments for :class:`etcdfast.Client` from the global flags.
 
-        Flags this client version cannot honour are refused (exit 2) rather
-        than ignored: silently talking plain text to a server you asked to
-        verify with a CA would be worse than failing.
+        Flags this client version cannot honour are refused rather than
+        ignored: silently talking plain text to a server you asked to verify
+        with a CA would be worse than failing.
         """
         if self._kwargs is not None:
             return dict(self._kwargs)
-        # Client.__init__ is ClientState.__init__, whose signature
-        # says which options this version supports.
-        params = inspect.signature(ClientState.__init__).parameters
-        kwargs: Dict[str, Any] = {}
+        args = self.args
+        kwargs: Dict[str, Any] = {
+            "dial_timeout": self.dial_timeout,
+            "keepalive_time": self.keepalive_time or None,
+            "keepalive_timeout": self.keepalive_timeout or DEFAULT_KEEPALIVE_TIMEOUT,
+        }
         tls = {flag: self._security[flag] for flag in ("cacert", "cert", "key") if self._security[flag]}
-        if tls:
-            if not {"ca_cert", "cert", "key"} <= set(params):
-                flags = ", ".join(f"--{k}" for k in tls)
-                raise CliError(f"{flags}: TLS is not supported by this etcdfast client version")
-            if ("cert" in tls) != ("key" in tls):
-                raise CliError("--cert and --key go together (a client certificate needs its key)")
-            names = {"cacert": "ca_cert", "cert": "cert", "key": "key"}
-            kwargs.update({names[flag]: path for flag, path in tls.items()})
+        if ("cert" in tls) != ("key" in tls):
+            raise CliError("--cert and --key go together (a client certificate needs its key)", EXIT_ERROR)
+        names = {"cacert": "ca_cert", "cert": "cert", "key": "key"}
+        kwargs.update({names[flag]: path for flag, path in tls.items()})
+        if args.insecure_skip_tls_verify:
+            self._optional(kwargs, "insecure_skip_verify", True, "--insecure-skip-tls-verify")
+        if not args.insecure_transport and not tls:
+            # TLS with the system's CAs (etcdctl: --insecure-transport=false).
+            kwargs["endpoints_tls"] = True
         user, password = self._security["user"], self._security["password"]
         if user or password:
-            if "user" not in params or "password" not in params:
-                raise CliError("--user/--password: authentication is not supported by this "
-                               "etcdfast client version")
             if not user:
-                raise CliError("--password needs --user")
-            if password is None and ":" in user:
+                raise CliError("--password needs --user", EXIT_ERROR)
+            # etcdctl 3.4: with --password, --user is the whole name, colons included.
+            if not password and ":" in user:
                 user, password = user.split(":", 1)
-            if password is None:
+            if not password:
                 password = self._ask_password(user)
             kwargs["user"], kwargs["password"] = user, password
         self._kwargs = kwargs  # a password is asked for once, not per client
         return dict(kwargs)
 
+    @staticmethod
+    def _optional(kwargs: Dict[str, Any], name: str, value: Any, flag: str) -> None:
+        """Pass ``name`` when this client version has it, else refuse ``flag``."""
+        import inspect
+
+        from .._core.state import ClientState
+
+        if name not in inspect.signature(ClientState.__init__).parameters:
+            raise CliError(f"{flag} is not supported by this etcdfast client version", EXIT_BAD_FEATURE)
+        kwargs[name] = value
+
     def _ask_password(self, user: str) -> str:
         if not self.stdin.isatty():
             raise CliError(f"--user {user}: no password (use --user {user}:PASSWORD, --password "
-                           "or ETCDCTL_PASSWORD)")
+                           "or ETCDCTL_PASSWORD)", EXIT_BAD_ARGS)
         import getpass
 
         return getpass.getpass("Password: ")
 
-    def new_client(self, endpoints: Optional[List[str]] = None, *, check: bool = True) -> Client:
-        """A new client (closed by :meth:`close`), optionally checked to answer
-        within the dial timeout."""
-        eps = endpoints if endpoints is not None else self.endpoints
+    def new_client(self, endpoints: Optional[List[str]] = None, **extra: Any) -> "Client":
+        """A new client (closed by :meth:`close`); grpc connects on the first call."""
+        from .. import Client
+
+        eps = list(endpoints if endpoints is not None else self.endpoints)
         kwargs = self.client_kwargs()
+        kwargs.update(extra)
+        if kwargs.pop("endpoints_tls", False):
+            eps = [e if "://" in e else f"https://{e}" for e in eps]
         try:
             client = Client(eps, timeout=self.command_timeout, **kwargs)
         except (ValueError, NotImplementedError, OSError) as exc:
-            raise CliError(str(exc)) from None
+            raise CliError(str(exc), EXIT_ERROR) from None
         self._clients.append(client)
-        if check:
-            self.dial(client)
         return client
 
-    def dial(self, client: Client) -> None:
-        """Wait until ``client`` answers a cheap read, at most the dial timeout.
+    def drop_credentials(self) -> bool:
+        """Forget --user/--password and the clients that used them; False if there were none."""
+        kwargs = self.client_kwargs()
+        if "user" not in kwargs:
+            return False
+        self.close()
+        self._kwargs = {k: v for k, v in kwargs.items() if k not in ("user", "password")}
+        return True
 
-        grpc connects lazily; this turns "nothing answers" into one clear
-        error naming the endpoints, after ``--dial-timeout`` instead of the
-        longer command timeout.
-        """
-        where = ",".join(client.endpoints)
-        try:
-            client.get(b"\x00", count_only=True, serializable=True, timeout=self.dial_timeout)
-        except EtcdError as exc:
-            detail = getattr(exc, "details", "") or str(exc)
-            if detail.startswith("etcdserver:") or isinstance(exc, (AuthError, PermissionError)):
-                # An etcd answered (no leader yet, no permission on this probe
-                # key, a wrong password...): the command itself reports it.
-                return
-            if isinstance(exc, TLSError):
-                raise CliError(str(exc), EXIT_ERROR) from None  # already says what failed
-            if isinstance(exc, (Unavailable, Timeout)):
-                problem = f"cannot reach etcd at {where} within {self.dial_timeout:g}s"
-            else:
-                problem = f"{where} does not answer like an etcd server"
-            raise CliError(f"{problem}: {detail}", EXIT_ERROR) from None
-
-    def client(self) -> Client:
-        """The shared client for ``--endpoints``, connected on first use."""
+    def client(self) -> "Client":
+        """The shared client for ``--endpoints``."""
         if self._client is None:
             self._client = self.new_client()
+            if "user" in self.client_kwargs():
+                self._check_login(self._client)
         return self._client
+
+    def _check_login(self, client: "Client") -> None:
+        """clientv3 ignores ErrAuthNotEnabled from its login: with auth off, --user is not
+        needed. Find out with one cheap read before the command runs (it may read stdin,
+        so it cannot simply be run again)."""
+        from ..errors import AuthNotEnabledError, EtcdError
+
+        try:
+            client.get(b"\x00", count_only=True, serializable=True)
+        except AuthNotEnabledError:
+            self.drop_credentials()
+            self._client = self.new_client()
+        except EtcdError:
+            pass  # no permission on the probe, a dead endpoint...: the command reports its own
 
     def close(self) -> None:
         for client in self._clients:
@@ -313,38 +332,29 @@ class Context:
         self.stderr.write(message + "\n")
         self.stderr.flush()
 
-
-GLOBAL_HINT = ("global options (--endpoints, -w, --hex...: see etcdfast --help) "
-               "may come before or after the command.")
+    def unsupported_format(self, what: str) -> CliError:
+        """etcdctl's refusal of ``-w fields``/``protobuf``/``table`` where it has no such printer."""
+        return CliError(f"{self.write_out} not supported as output format", EXIT_BAD_FEATURE)
 
 
 class Commands:
-    """Registers verbs: ``commands.add("get", run_get, help=...)`` returns the
-    verb's parser for its own arguments; ``commands.group("lease", ...)``
-    returns a :class:`Commands` for sub-verbs (``lease grant``...)."""
+    """Registers verbs on a :class:`Command`: ``commands.add("get", run_get,
+    help=...)`` returns the verb's command, whose ``add_argument`` adds its
+    options and arguments; ``commands.group("lease", ...)`` returns a
+    :class:`Commands` for sub-verbs (``lease grant``...)."""
 
-    def __init__(self, subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]",
-                 parents: List[argparse.ArgumentParser]) -> None:
-        self._sub = subparsers
-        self._parents = parents
+    def __init__(self, command: Command) -> None:
+        self.command = command
 
     def add(self, name: str, run: Runner, *, help: str, description: Optional[str] = None,
-            epilog: Optional[str] = None, aliases: Optional[List[str]] = None) -> argparse.ArgumentParser:
-        epilog = (epilog + "\n\n" if epilog else "") + GLOBAL_HINT
-        parser = self._sub.add_parser(
-            name, help=help, description=description or help, epilog=epilog,
-            parents=self._parents, aliases=aliases or [],
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        parser.set_defaults(run=run, parser=parser)
-        return parser
+            epilog: Optional[str] = None, aliases: Optional[List[str]] = None, usage: str = "",
+            arg_error: str = "", extra_args: bool = False) -> Command:
+        cmd = self.command.add(name, run, help=help, description=description or "", epilog=epilog or "",
+                               aliases=aliases or (), usage=usage, arg_error=arg_error)
+        cmd.extra_args = extra_args
+        return cmd
 
-    def group(self, name: str, *, help: str, description: Optional[str] = None) -> "Commands":
-        parser = self._sub.add_parser(
-            name, help=help, description=description or help, parents=self._parents,
-            formatter_class=argparse.RawDescriptionHelpFormatter, epilog=GLOBAL_HINT,
-        )
-        sub = parser.add_subparsers(title="commands", metavar="COMMAND", dest=f"{name}_command")
-        sub.required = True
-        parser.set_defaults(parser=parser)
-        return Commands(sub, self._parents)
+    def group(self, name: str, *, help: str, description: Optional[str] = None,
+              aliases: Optional[List[str]] = None) -> "Commands":
+        return Commands(self.command.add(name, None, help=help, description=description or "",
+                                         aliases=aliases or ()))

@@ -17,7 +17,6 @@ etcd is started (and removed) as for ``demo``.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import math
 import random
@@ -29,6 +28,7 @@ from .. import IMPLEMENTATION, Client, Compare, Op
 from .._progress import ProgressBar
 from ._context import EXIT_ERROR, EXIT_OK, CliError, Commands, Context, parse_duration
 from ._embedded import Target, target
+from ._flags import ArgError, Args
 from .output import dumps, render_table
 
 __all__ = ["register", "percentile", "WORKLOADS"]
@@ -74,7 +74,7 @@ class Stats:
         }
 
 
-def _run_workers(ctx: Context, args: argparse.Namespace, stats: Stats,
+def _run_workers(ctx: Context, args: Args, stats: Stats,
                  op: Callable[[Client, int], object], clients: List[Client]) -> None:
     """``--concurrency`` threads call ``op(client, i)`` for i in 0..total-1, bounded by time."""
     counter = itertools.count()
@@ -125,7 +125,7 @@ def _key(prefix: bytes, name: str, i: int, size: int) -> bytes:
     return head + str(i).zfill(max(size - len(head), 1)).encode()
 
 
-def bench_workload(ctx: Context, args: argparse.Namespace, name: str, where: Target,
+def bench_workload(ctx: Context, args: Args, name: str, where: Target,
                    clients: List[Client]) -> Stats:
     stats = Stats(name)
     value = random.Random(1).randbytes(args.val_size)
@@ -164,7 +164,7 @@ def bench_workload(ctx: Context, args: argparse.Namespace, name: str, where: Tar
     return stats
 
 
-def _bench_watch(ctx: Context, args: argparse.Namespace, stats: Stats, where: Target,
+def _bench_watch(ctx: Context, args: Args, stats: Stats, where: Target,
                  clients: List[Client], value: bytes) -> None:
     if not hasattr(where.client, "watch"):
         raise CliError("bench: this client has no watch support yet", EXIT_ERROR)
@@ -210,7 +210,7 @@ def _bench_watch(ctx: Context, args: argparse.Namespace, stats: Stats, where: Ta
     stats.first_error = put_stats.first_error
 
 
-def run_bench(ctx: Context, args: argparse.Namespace) -> int:
+def run_bench(ctx: Context, args: Args) -> int:
     workloads = args.workloads or list(WORKLOADS)
     with target(ctx, "bench") as where:
         clients = [where.client] + [ctx.new_client(where.endpoints) for _ in range(args.clients - 1)]
@@ -255,16 +255,16 @@ def _positive(limit: int) -> Callable[[str], int]:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+            raise ArgError(f"expected a whole number, got {text!r}") from None
         if not 1 <= value <= limit:
-            raise argparse.ArgumentTypeError(f"must be between 1 and {limit}")
+            raise ArgError(f"must be between 1 and {limit}")
         return value
     return parse
 
 
 def _workload(text: str) -> str:
     if text not in WORKLOADS:
-        raise argparse.ArgumentTypeError(f"unknown workload {text!r} (choose from {', '.join(WORKLOADS)})")
+        raise ArgError(f"unknown workload {text!r} (choose from {', '.join(WORKLOADS)})")
     return text
 
 

@@ -15,7 +15,6 @@ written (exit 2, with its line number); a server error exits 1; Ctrl-C 130.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import os
 import stat
@@ -24,7 +23,17 @@ from typing import IO, Any, Dict, Iterator, Optional, Tuple
 from .._progress import ProgressBar
 from ..api import bulk as _bulk
 from ..errors import BulkWriteError, EtcdError
-from ._context import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CliError, Commands, Context
+from ._context import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_INVALID_INPUT,
+    EXIT_IO,
+    EXIT_OK,
+    CliError,
+    Commands,
+    Context,
+)
+from ._flags import ArgError, Args
 from .formats import FORMATS, InputError, RecordReader, format_for_path, open_reader, open_writer
 from .formats import __doc__ as FORMATS_DOC
 from .kv import parse_lease, to_bytes
@@ -40,9 +49,9 @@ def _positive(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+        raise ArgError(f"expected a positive integer, got {text!r}") from None
     if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+        raise ArgError(f"must be > 0, got {value}")
     return value
 
 
@@ -50,9 +59,9 @@ def _non_negative(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+        raise ArgError(f"expected an integer >= 0, got {text!r}") from None
     if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+        raise ArgError(f"must be >= 0, got {value}")
     return value
 
 
@@ -67,19 +76,19 @@ def _input(ctx: Context, path: str) -> Tuple[IO[bytes], str, Optional[int]]:
         stream = open(path, "rb")
         info = os.fstat(stream.fileno())
     except OSError as exc:
-        raise CliError(f"load: cannot read {path}: {exc.strerror or exc}") from None
+        raise CliError(f"load: cannot read {path}: {exc.strerror or exc}", EXIT_IO) from None
     if stat.S_ISDIR(info.st_mode):
         stream.close()
-        raise CliError(f"load: {path} is a directory")
+        raise CliError(f"load: {path} is a directory", EXIT_IO)
     return stream, path, info.st_size if stat.S_ISREG(info.st_mode) else None
 
 
-def _resume_hint(ctx: Context, args: argparse.Namespace, done: int) -> str:
+def _resume_hint(ctx: Context, args: Args, done: int) -> str:
     return f"resume with: etcdfast load {args.file} --skip {done}" + (
         f" --format {args.format}" if args.format else "")
 
 
-def run_load(ctx: Context, args: argparse.Namespace) -> int:
+def run_load(ctx: Context, args: Args) -> int:
     max_batch_bytes = args.max_batch_bytes or _bulk.DEFAULT_MAX_BATCH_BYTES
     fmt = args.format or (format_for_path(args.file) if args.file != "-" else None)
     stream, name, size = _input(ctx, args.file)
@@ -90,13 +99,13 @@ def run_load(ctx: Context, args: argparse.Namespace) -> int:
             stream.close()
 
 
-def _load(ctx: Context, args: argparse.Namespace, stream: IO[bytes], name: str, size: Optional[int],
+def _load(ctx: Context, args: Args, stream: IO[bytes], name: str, size: Optional[int],
           fmt: Optional[str], max_batch_bytes: int) -> int:
     prefix = to_bytes(args.prefix)
     try:
         reader = open_reader(stream, fmt, prefix=prefix, max_item_bytes=max_batch_bytes - _ITEM_OVERHEAD)
     except InputError as exc:
-        raise CliError(f"load: {name}: {exc}; nothing was written") from None
+        raise CliError(f"load: {name}: {exc}; nothing was written", EXIT_INVALID_INPUT) from None
     skip = args.skip
     items: Iterator[Tuple[bytes, bytes]] = itertools.islice(iter(reader), skip, None)
 
@@ -104,7 +113,8 @@ def _load(ctx: Context, args: argparse.Namespace, stream: IO[bytes], name: str, 
         try:
             count = sum(1 for _ in items)
         except InputError as exc:
-            raise CliError(f"load: {name}: {exc} ({reader.records} good records before it)") from None
+            raise CliError(f"load: {name}: {exc} ({reader.records} good records before it)",
+                           EXIT_INVALID_INPUT) from None
         _report(ctx, {"records": count, "skipped": min(skip, reader.records), "format": reader.format},
                 f"{count} records OK ({reader.format}), nothing written (--dry-run)")
         return EXIT_OK
@@ -163,7 +173,7 @@ def _before(n: int) -> str:
             else f"the {n} records before it are")
 
 
-def _load_failure(ctx: Context, args: argparse.Namespace, name: str, reader: RecordReader, skip: int,
+def _load_failure(ctx: Context, args: Args, name: str, reader: RecordReader, skip: int,
                   exc: BulkWriteError) -> CliError:
     cause = exc.cause
     if isinstance(cause, InputError):
@@ -172,18 +182,18 @@ def _load_failure(ctx: Context, args: argparse.Namespace, name: str, reader: Rec
         done = min(skip + exc.committed, reader.records)
         return CliError(
             f"load: {name}: {cause}; {_before(done)} committed and nothing after "
-            f"it was written; fix it, then " + _resume_hint(ctx, args, done), EXIT_USAGE,
+            f"it was written; fix it, then " + _resume_hint(ctx, args, done), EXIT_INVALID_INPUT,
         )
     if isinstance(cause, OSError):
         done = skip + exc.committed
         return CliError(f"load: reading {name} failed: {cause}; {_first(done, name)} committed; "
-                        + _resume_hint(ctx, args, done), EXIT_USAGE)
+                        + _resume_hint(ctx, args, done), EXIT_INVALID_INPUT)
     done = skip + exc.committed
     message = (f"load: {type(cause).__name__}: {cause}; {_first(done, name)} "
                f"committed; " + _resume_hint(ctx, args, done))
     if exc.uncertain or exc.committed_after:
         message += " (some later records may already be written; resuming writes them again)"
-    code = EXIT_ERROR if isinstance(cause, EtcdError) or cause is None else EXIT_USAGE
+    code = EXIT_ERROR if isinstance(cause, EtcdError) or cause is None else EXIT_INVALID_INPUT
     return CliError(message, code)
 
 
@@ -197,7 +207,7 @@ def _report(ctx: Context, fields: Dict[str, Any], text: str) -> None:
 # -- dump ------------------------------------------------------------------------
 
 
-def run_dump(ctx: Context, args: argparse.Namespace) -> int:
+def run_dump(ctx: Context, args: Args) -> int:
     fmt = args.format or (format_for_path(args.output) if args.output else None) or "jsonl"
     key = to_bytes(args.prefix)
     where: Dict[str, Any] = {"from_key": True} if args.from_key else {"prefix": True}
@@ -214,7 +224,7 @@ def run_dump(ctx: Context, args: argparse.Namespace) -> int:
         try:
             stream = open(args.output, "wb")
         except OSError as exc:
-            raise CliError(f"dump: cannot write {args.output}: {exc.strerror or exc}") from None
+            raise CliError(f"dump: cannot write {args.output}: {exc.strerror or exc}", EXIT_IO) from None
     bar = ProgressBar(head.count, label="dump", unit="keys", stream=ctx.stderr,
                       enabled=ctx.progress_enabled())
     strip = key if args.strip_prefix else b""

@@ -15,7 +15,6 @@ threads), so it shows the client's own cost, not the server's.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import random
 import threading
@@ -27,6 +26,7 @@ from .._progress import ProgressBar
 from ..errors import EtcdError
 from ._context import EXIT_ERROR, EXIT_OK, CliError, Commands, Context
 from ._embedded import Target, target
+from ._flags import ArgError, Args
 from .output import dumps, render_table
 
 __all__ = ["register", "generate"]
@@ -148,12 +148,12 @@ def _watch(ctx: Context, client: Client, prefix: bytes) -> Optional[Phase]:
     return Phase("watch (put + events)", len(items), wall, cpu, "all events, in revision order")
 
 
-def run_demo(ctx: Context, args: argparse.Namespace) -> int:
+def run_demo(ctx: Context, args: Args) -> int:
     with target(ctx, "demo") as where:
         return _demo(ctx, args, where)
 
 
-def _demo(ctx: Context, args: argparse.Namespace, where: Target) -> int:
+def _demo(ctx: Context, args: Args, where: Target) -> int:
     client = where.client
     ctx.note(f"demo: {where.description}")
     items, digest = generate(where.prefix, args.keys, args.key_size, args.value_size)
@@ -194,16 +194,16 @@ def _count(text: str) -> int:
     try:
         value = int(text.replace("_", "").replace(",", ""))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        raise ArgError(f"expected a whole number, got {text!r}") from None
     if not 1 <= value <= 10_000_000:
-        raise argparse.ArgumentTypeError("must be between 1 and 10,000,000")
+        raise ArgError("must be between 1 and 10,000,000")
     return value
 
 
 def _size(text: str) -> int:
     value = int(text)
     if not 0 <= value <= 1024 * 1024:
-        raise argparse.ArgumentTypeError("must be between 0 and 1048576")
+        raise ArgError("must be between 0 and 1048576")
     return value
 
 

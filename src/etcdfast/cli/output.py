@@ -12,18 +12,10 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any, Dict, Iterable, List, Optional, Sequence, TextIO, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence, TextIO, Union
 
-from ..types import (
-    CompactResult,
-    DeleteResult,
-    GetResult,
-    KeyValue,
-    OpResult,
-    PutResult,
-    ResponseHeader,
-    TxnResult,
-)
+if TYPE_CHECKING:
+    from ..types import CompactResult, KeyValue, OpResult, ResponseHeader
 
 __all__ = [
     "Output",
@@ -34,6 +26,9 @@ __all__ = [
     "dumps",
     "render_table",
     "lease_hex",
+    "go_quote",
+    "fields_header",
+    "fields_kv",
 ]
 
 Text = Union[str, bytes]
@@ -89,7 +84,51 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def header_json(header: Optional[ResponseHeader]) -> Dict[str, int]:
+_GO_ESCAPES = {7: "\\a", 8: "\\b", 12: "\\f", 10: "\\n", 13: "\\r", 9: "\\t", 11: "\\v",
+               0x5C: "\\\\", 0x22: '\\"'}
+
+
+def go_quote(data: Union[bytes, str]) -> str:
+    """Go's ``%q`` of a string (strconv.Quote): printable text as is, escapes otherwise."""
+    raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
+    text = raw.decode("utf-8", "surrogateescape")
+    out = ['"']
+    for ch in text:
+        code = ord(ch)
+        if 0xDC80 <= code <= 0xDCFF:  # a byte that is not UTF-8
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif code < 0x80:
+            if code in _GO_ESCAPES:
+                out.append(_GO_ESCAPES[code])
+            elif 0x20 <= code < 0x7F:
+                out.append(ch)
+            else:
+                out.append(f"\\x{code:02x}")
+        elif ch.isprintable():
+            out.append(ch)
+        elif code < 0x10000:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    out.append('"')
+    return "".join(out)
+
+
+def fields_header(header: Optional["ResponseHeader"]) -> str:
+    """etcdctl's ``-w fields`` header lines."""
+    h = header
+    return (f'"ClusterID" : {h.cluster_id if h else 0}\n"MemberID" : {h.member_id if h else 0}\n'
+            f'"Revision" : {h.revision if h else 0}\n"RaftTerm" : {h.raft_term if h else 0}\n')
+
+
+def fields_kv(kv: "KeyValue", prefix: str = "") -> str:
+    """etcdctl's ``-w fields`` lines of one key-value."""
+    return (f'"{prefix}Key" : {go_quote(kv.key)}\n"{prefix}CreateRevision" : {kv.create_revision}\n'
+            f'"{prefix}ModRevision" : {kv.mod_revision}\n"{prefix}Version" : {kv.version}\n'
+            f'"{prefix}Value" : {go_quote(kv.value)}\n"{prefix}Lease" : {kv.lease}\n')
+
+
+def header_json(header: Optional["ResponseHeader"]) -> Dict[str, int]:
     if header is None:
         return {}
     fields = (
@@ -101,7 +140,7 @@ def header_json(header: Optional[ResponseHeader]) -> Dict[str, int]:
     return {name: value for name, value in fields if value}
 
 
-def kv_json(kv: KeyValue) -> Dict[str, Any]:
+def kv_json(kv: "KeyValue") -> Dict[str, Any]:
     """One ``mvccpb.KeyValue`` as etcdctl prints it (base64 key/value, omitempty)."""
     out: Dict[str, Any] = {}
     if kv.key:
@@ -117,7 +156,7 @@ def kv_json(kv: KeyValue) -> Dict[str, Any]:
     return out
 
 
-def _with_header(header: ResponseHeader) -> Dict[str, Any]:
+def _with_header(header: "ResponseHeader") -> Dict[str, Any]:
     out: Dict[str, Any] = {}
     h = header_json(header)
     if h:
@@ -125,8 +164,10 @@ def _with_header(header: ResponseHeader) -> Dict[str, Any]:
     return out
 
 
-def result_json(result: Union[OpResult, CompactResult, None]) -> Dict[str, Any]:
+def result_json(result: Union["OpResult", "CompactResult", None]) -> Dict[str, Any]:
     """A Range/Put/DeleteRange/Txn/Compaction response as etcdctl's JSON object."""
+    from ..types import CompactResult, DeleteResult, GetResult, PutResult, TxnResult
+
     if result is None:
         return {}
     if isinstance(result, GetResult):
@@ -165,7 +206,9 @@ def result_json(result: Union[OpResult, CompactResult, None]) -> Dict[str, Any]:
     raise TypeError(f"cannot print {type(result).__name__} as JSON")
 
 
-def _txn_op_json(response: OpResult) -> Dict[str, Any]:
+def _txn_op_json(response: "OpResult") -> Dict[str, Any]:
+    from ..types import DeleteResult, GetResult, PutResult, TxnResult
+
     name = {
         GetResult: "response_range",
         PutResult: "response_put",

@@ -23,16 +23,19 @@ Words in op lines may be quoted with ``"..."`` (Go escapes) or ``'...'`` (litera
 
 from __future__ import annotations
 
-import argparse
 import re
-from typing import Any, Callable, Dict, List, NamedTuple, NoReturn, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, TypeVar
 
 from .. import Compare, Comparison, Op
 from ..api.request import Request
 from ..api.txn import CompareTarget
 from ..types import DeleteResult, GetResult, OpResult, PutResult, TxnResult
-from ._context import EXIT_OK, CliError, Commands, Context
+from ._context import EXIT_INVALID_INPUT, EXIT_OK, CliError, Commands, Context
+from ._flags import ArgCountError, ArgError, Args, Command, ParseError, parse
 from .kv import (
+    _del_fields,
+    _get_fields,
+    _put_fields,
     add_del_options,
     add_get_options,
     add_put_options,
@@ -41,11 +44,12 @@ from .kv import (
     parse_lease,
     print_del,
     print_get,
+    print_other,
     print_put,
     put_kwargs,
     to_bytes,
 )
-from .output import dumps, result_json
+from .output import fields_header
 
 __all__ = ["register", "parse_txn", "parse_compare", "parse_op", "go_unquote", "argify", "TxnOp"]
 
@@ -162,7 +166,7 @@ def parse_compare(line: str) -> Comparison:
     elif builder is Compare.lease:
         try:
             operand = parse_lease(text.decode())
-        except (argparse.ArgumentTypeError, UnicodeDecodeError) as exc:
+        except (ArgError, UnicodeDecodeError) as exc:
             raise ValueError(f"malformed comparison: {exc}") from None
     else:
         try:
@@ -184,30 +188,21 @@ def parse_compare(line: str) -> Comparison:
 # -- ops -------------------------------------------------------------------------
 
 
-class _OpParser(argparse.ArgumentParser):
-    """An op-line parser that raises instead of exiting."""
-
-    def error(self, message: str) -> NoReturn:
-        raise ValueError(f"{self.prog}: {message}")
-
-
-def _op_parsers() -> Dict[str, _OpParser]:
-    parsers = {}
+def _op_root() -> Command:
+    root = Command("", help="")
     for name, add in (("get", add_get_options), ("put", add_put_options), ("del", add_del_options)):
-        parser = _OpParser(prog=name, add_help=False)
-        add(parser)
-        parsers[name] = parser
-    return parsers
+        add(root.add(name, run=None, help=name))
+    return root
 
 
-_OP_PARSERS = _op_parsers()
+_OP_ROOT = _op_root()
 
 
 class TxnOp(NamedTuple):
     """A parsed op line: the request, and its options (for printing its result)."""
 
     request: Request[object]
-    args: argparse.Namespace
+    args: Args
 
 
 def parse_op(line: str) -> TxnOp:
@@ -215,11 +210,13 @@ def parse_op(line: str) -> TxnOp:
     words = argify(line)
     if not words:
         raise ValueError("empty op")
-    verb, rest = words[0], words[1:]
-    parser = _OP_PARSERS.get(verb)
-    if parser is None:
+    verb = words[0]
+    if verb not in _OP_ROOT.subcommands:
         raise ValueError(f"unknown op {verb!r} (use put, get or del)")
-    args = parser.parse_args(rest)
+    try:
+        _, args, _ = parse(_OP_ROOT, words)
+    except (ParseError, ArgCountError, CliError) as exc:
+        raise ValueError(f"{verb}: {exc}") from None
     request: Any
     try:
         if verb == "get":
@@ -279,15 +276,14 @@ def _each(section: Section, parse: Callable[[str], T]) -> List[T]:
         try:
             out.append(parse(text))
         except (ValueError, TypeError) as exc:
-            raise CliError(f"txn: line {lineno}: {exc}") from None
+            raise CliError(f"txn: line {lineno}: {exc}", EXIT_INVALID_INPUT) from None
     return out
 
 
 def print_txn(ctx: Context, result: TxnResult, ops: Sequence[Optional[TxnOp]] = ()) -> None:
     """etcdctl's txn output; ``ops`` are the branch's parsed ops (their options
     decide how a result prints, e.g. ``get --count-only``)."""
-    if ctx.write_out == "json":
-        ctx.out.line(dumps(result_json(result)))
+    if print_other(ctx, result, _txn_fields):
         return
     ctx.out.line("SUCCESS" if result.succeeded else "FAILURE")
     for index, response in enumerate(result.responses):
@@ -296,7 +292,19 @@ def print_txn(ctx: Context, result: TxnResult, ops: Sequence[Optional[TxnOp]] = 
         _print_op(ctx, response, op.args if op is not None else None)
 
 
-def _print_op(ctx: Context, response: Optional[OpResult], args: Optional[argparse.Namespace]) -> None:
+def _txn_fields(result: TxnResult) -> str:
+    out = fields_header(result.header) + f'"Succeeded" : {str(result.succeeded).lower()}\n'
+    for response in result.responses:
+        if isinstance(response, GetResult):
+            out += _get_fields(response)
+        elif isinstance(response, PutResult):
+            out += _put_fields(response)
+        elif isinstance(response, DeleteResult):
+            out += _del_fields(response)
+    return out
+
+
+def _print_op(ctx: Context, response: Optional[OpResult], args: Optional[Args]) -> None:
     if isinstance(response, GetResult):
         print_get(ctx, response, args)
     elif isinstance(response, PutResult):
@@ -307,7 +315,7 @@ def _print_op(ctx: Context, response: Optional[OpResult], args: Optional[argpars
         print_txn(ctx, response)
 
 
-def run_txn(ctx: Context, args: argparse.Namespace) -> int:
+def run_txn(ctx: Context, args: Args) -> int:
     interactive = args.interactive and ctx.stdin.isatty()
 
     def prompt(text: str) -> None:
@@ -329,7 +337,29 @@ def run_txn(ctx: Context, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+HELP = """\
+Reads a transaction from stdin: three sections separated by blank lines.
+
+  value("/config") = "v1"
+  mod("/lock") < "7"
+
+  put /config v2
+  get /config
+
+  get /config
+
+1. compares, one per line: TARGET("key") OP "operand", with TARGET one of
+   value/val, version/ver, create/c, mod/m, lease (operand in hex) and OP one
+   of =, !=, <, >; strings are Go-quoted ("a\\x00b", or a raw `...` string);
+2. the requests to run when every compare holds: put/get/del lines taking
+   the same options as those commands (get --prefix /a/);
+3. the requests to run otherwise.
+
+Words in request lines may be quoted with "..." (Go escapes) or '...' (literal)."""
+
+
 def register(commands: Commands) -> None:
-    p = commands.add("txn", run_txn, help="run a transaction read from stdin", description=__doc__)
-    p.add_argument("-i", "--interactive", action="store_true",
-                   help="prompt for each section (when stdin is a terminal)")
+    p = commands.add("txn", run_txn, help="Txn processes all the requests in one transaction",
+                     usage="txn [options]", description=HELP,
+                     arg_error="txn command does not accept argument")
+    p.add_argument("-i", "--interactive", action="store_true", help="Input transaction in interactive mode")

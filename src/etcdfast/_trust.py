@@ -1,89 +1,198 @@
-"""``insecure_skip_verify``: trust the certificate a member presents, as it is.
+"""``insecure_skip_verify``: TLS to a member without verifying it, as Go's
+``InsecureSkipVerify`` does.
 
-grpcio has no switch to skip certificate verification (Go's
-``InsecureSkipVerify``), so the executors do the next best thing when asked:
-before opening a channel they make one TLS handshake of their own with no
-verification, take the certificates the member presents, and give grpc those
-as the trusted roots, with the name the leaf certificate carries as the name
-to check. Chain and host name then always match; the validity period is
-still checked by grpc's TLS (an expired certificate is refused).
+grpcio cannot skip certificate verification, and its TLS library also
+refuses some certificates Go accepts (etcd's ``--auto-tls`` makes ECDSA P-521
+keys, which grpc's BoringSSL does not negotiate). So with
+``insecure_skip_verify`` the client does not hand TLS to grpc at all: each
+member gets a :class:`Tunnel`, a loopback listener that grpc reaches in
+plain text and that speaks TLS to the member with Python's own ``ssl``
+(OpenSSL), verifying nothing -- chain, name and validity period alike --
+and offering ``h2`` by ALPN as grpc would. The TLS state machine is
+``ssl.SSLObject`` over memory buffers, so one thread per tunnel moves every
+connection's bytes with a selector, without sharing an SSL object between
+threads. This is for tests and emergencies; it costs a copy of every byte.
 """
 
 from __future__ import annotations
 
-import os
+import selectors
 import socket
 import ssl
-import tempfile
-from typing import Any, Dict, List, Optional, Tuple
+import threading
+from typing import Dict, List, Optional, Tuple
 
-from .errors import Unavailable
+from ._core.endpoints import Endpoint
 
-__all__ = ["presented_certificates", "trust_presented"]
+__all__ = ["Tunnel", "open_tunnels"]
 
-#: How long fetching one member's certificate may take.
-FETCH_TIMEOUT = 5.0
-
-
-def _connect(address: str, timeout: float) -> Tuple[socket.socket, Optional[str]]:
-    if address.startswith("unix:"):
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(timeout)
-        sock.connect(address[len("unix:"):])
-        return sock, None
-    host, _, port = address.rpartition(":")
-    host = host.strip("[]")
-    return socket.create_connection((host, int(port)), timeout), host
+#: How long connecting and the TLS handshake to a member may take.
+CONNECT_TIMEOUT = 10.0
+_CHUNK = 256 * 1024
 
 
-def _decoded(der: bytes) -> Dict[str, Any]:
-    """The fields of a DER certificate, as ``SSLSocket.getpeercert()`` gives them."""
-    with tempfile.NamedTemporaryFile("w", suffix=".pem", delete=False) as file:
-        file.write(ssl.DER_cert_to_PEM_cert(der))
-    try:
-        return ssl._ssl._test_decode_cert(file.name)  # type: ignore[attr-defined,no-any-return]
-    finally:
-        os.unlink(file.name)
-
-
-def _name_in(info: Dict[str, Any]) -> Optional[str]:
-    """A name the certificate is valid for: a DNS name, else its common name, else an IP."""
-    alternatives = info.get("subjectAltName", ())
-    for kind, value in alternatives:
-        if kind == "DNS" and "*" not in value:
-            return str(value)
-    for rdn in info.get("subject", ()):
-        for key, value in rdn:
-            if key == "commonName":
-                return str(value)
-    for kind, value in alternatives:
-        if kind == "IP Address":
-            return str(value).strip()
-    return None
-
-
-def presented_certificates(address: str, timeout: float = FETCH_TIMEOUT) -> Tuple[bytes, Optional[str]]:
-    """The certificates (PEM) the member at ``address`` (a gRPC target:
-    ``host:port`` or ``unix:path``) presents, and a name its leaf carries."""
+def _context() -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     context.set_alpn_protocols(["h2"])
-    sock, host = _connect(address, timeout)
-    with sock:
-        sni = host if host and not _is_ip(host) else None
-        with context.wrap_socket(sock, server_hostname=sni) as tls:
-            ders: List[bytes]
-            chain = getattr(tls._sslobj, "get_unverified_chain", None)  # type: ignore[attr-defined]
-            if chain is not None:  # Python >= 3.10: the whole presented chain
-                ders = [c.public_bytes(ssl._ssl.ENCODING_DER) for c in chain()]  # type: ignore[attr-defined]
-            else:
-                leaf = tls.getpeercert(binary_form=True)
-                ders = [leaf] if leaf else []
-    if not ders:
-        raise ssl.SSLError(f"{address} presented no certificate")
-    pem = "".join(ssl.DER_cert_to_PEM_cert(der) for der in ders).encode()
-    return pem, _name_in(_decoded(ders[0]))
+    return context
+
+
+class _Link:
+    """One grpc connection: its plaintext socket, the member's socket and the TLS between."""
+
+    def __init__(self, plain: socket.socket, member: socket.socket, tls: ssl.SSLObject,
+                 incoming: ssl.MemoryBIO, outgoing: ssl.MemoryBIO) -> None:
+        self.plain = plain
+        self.member = member
+        self.tls = tls
+        self.incoming = incoming
+        self.outgoing = outgoing
+
+    def flush(self) -> None:
+        """Send what the TLS layer produced to the member."""
+        data = self.outgoing.read()
+        if data:
+            self.member.sendall(data)
+
+    def close(self) -> None:
+        for sock in (self.plain, self.member):
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+
+class Tunnel:
+    """A loopback port whose connections are carried over TLS to ``endpoint``."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+        self._context = _context()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.setblocking(False)
+        #: Where grpc connects: ``127.0.0.1:<port>``.
+        self.address = f"127.0.0.1:{self._listener.getsockname()[1]}"
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._listener, selectors.EVENT_READ)
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._selector.register(self._wake_r, selectors.EVENT_READ)
+        self._links: Dict[socket.socket, _Link] = {}
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name=f"etcdfast-tls-tunnel-{endpoint}", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Close every connection and the listener; end the thread."""
+        self._closed = True
+        try:
+            self._wake_w.send(b"!")
+        except OSError:
+            pass
+        if self._thread is not threading.current_thread():
+            self._thread.join(5)
+
+    # -- the tunnel's thread ---------------------------------------------------
+
+    def _connect(self) -> Tuple[socket.socket, ssl.SSLObject, ssl.MemoryBIO, ssl.MemoryBIO]:
+        e = self.endpoint
+        if e.unix:
+            member = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            member.settimeout(CONNECT_TIMEOUT)
+            member.connect(e.host)
+        else:
+            member = socket.create_connection((e.host, e.port), CONNECT_TIMEOUT)
+            member.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        name = None if e.unix or _is_ip(e.host) else e.host
+        tls = self._context.wrap_bio(incoming, outgoing, server_hostname=name)
+        while True:  # the handshake, blocking: it happens once per connection
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                data = outgoing.read()
+                if data:
+                    member.sendall(data)
+                chunk = member.recv(_CHUNK)
+                if not chunk:
+                    raise ConnectionError(f"{e} closed the connection during the TLS handshake") from None
+                incoming.write(chunk)
+        data = outgoing.read()
+        if data:
+            member.sendall(data)
+        member.settimeout(None)
+        return member, tls, incoming, outgoing
+
+    def _accept(self) -> None:
+        try:
+            plain, _ = self._listener.accept()
+        except BlockingIOError:
+            return
+        plain.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            member, tls, incoming, outgoing = self._connect()
+        except (OSError, ssl.SSLError):
+            plain.close()  # grpc sees the connection fail and retries as for any member down
+            return
+        link = _Link(plain, member, tls, incoming, outgoing)
+        self._links[plain] = self._links[member] = link
+        self._selector.register(plain, selectors.EVENT_READ, link)
+        self._selector.register(member, selectors.EVENT_READ, link)
+
+    def _drop(self, link: _Link) -> None:
+        for sock in (link.plain, link.member):
+            self._links.pop(sock, None)
+            try:
+                self._selector.unregister(sock)
+            except (KeyError, ValueError):
+                pass
+        link.close()
+
+    def _pump(self, link: _Link, readable: socket.socket) -> None:
+        chunk = readable.recv(_CHUNK)
+        if not chunk:
+            raise ConnectionError("closed")
+        if readable is link.plain:  # grpc -> member
+            link.tls.write(chunk)
+            link.flush()
+            return
+        link.incoming.write(chunk)  # member -> grpc
+        while True:
+            try:
+                data = link.tls.read(_CHUNK)
+            except ssl.SSLWantReadError:
+                break
+            if not data:
+                raise ConnectionError("TLS closed")
+            link.plain.sendall(data)
+        link.flush()  # key updates and alerts the TLS layer answered with
+
+    def _run(self) -> None:
+        try:
+            while not self._closed:
+                for key, _ in self._selector.select():
+                    sock = key.fileobj
+                    if sock is self._wake_r:
+                        continue
+                    if sock is self._listener:
+                        self._accept()
+                        continue
+                    link = key.data
+                    if sock not in self._links:
+                        continue
+                    try:
+                        self._pump(link, sock)
+                    except (OSError, ssl.SSLError, ConnectionError):
+                        self._drop(link)
+        finally:
+            for link in list(self._links.values()):
+                link.close()
+            self._links.clear()
+            for sock in (self._listener, self._wake_r, self._wake_w):
+                sock.close()
+            self._selector.close()
 
 
 def _is_ip(host: str) -> bool:
@@ -94,25 +203,16 @@ def _is_ip(host: str) -> bool:
     return True
 
 
-def trust_presented(addresses: List[str]) -> Tuple[bytes, Optional[str]]:
-    """Roots and a name for a channel to ``addresses`` that trusts what each presents.
+def open_tunnels(endpoints: List[Endpoint]) -> List[Tunnel]:
+    """A tunnel per member; close them with the channel that uses them."""
+    return [Tunnel(endpoint) for endpoint in endpoints]
 
-    The name is the first member's: grpc checks one name per channel, so the
-    members of one balanced channel must share it (they do, when their
-    certificates come from one set-up; otherwise pin calls with ``endpoint=``).
-    """
-    roots: List[bytes] = []
-    name: Optional[str] = None
-    errors: List[str] = []
-    for address in addresses:
-        try:
-            pem, leaf_name = presented_certificates(address)
-        except (OSError, ValueError) as exc:
-            errors.append(f"{address}: {exc}")
-            continue
-        roots.append(pem)
-        name = name or leaf_name
-    if not roots:
-        raise Unavailable("insecure_skip_verify: no member presented a certificate ("
-                          + "; ".join(errors) + ")", endpoint=",".join(addresses))
-    return b"".join(roots), name
+
+def tunnel_target(tunnels: List[Tunnel]) -> Tuple[str, Optional[str]]:
+    """The gRPC target over ``tunnels`` and the authority to present (the first member's)."""
+    if len(tunnels) == 1:
+        target = tunnels[0].address
+    else:
+        target = "ipv4:" + ",".join(t.address for t in tunnels)
+    first = tunnels[0].endpoint
+    return target, (None if first.unix else first.address)

@@ -32,33 +32,57 @@ from .._core.calls import (
 from .._core.endpoints import Endpoint
 from .._core.observe import fire
 from .._core.state import RETIRE_CHANNEL_AFTER, ClientState
-from .._trust import trust_presented
+from .._trust import open_tunnels, tunnel_target
 from ..api.request import Request
 from ..errors import EtcdError, Unavailable
 
-__all__ = ["Executor", "new_channel", "stop_stream"]
+__all__ = ["Executor", "new_channel", "close_tunnels", "stop_stream"]
 
 T = TypeVar("T")
 
-def new_channel(state: ClientState, grpc_module: Any, endpoint: Optional[str] = None) -> Any:
+def new_channel(state: ClientState, grpc_module: Any, endpoint: Optional[str] = None,
+                tunnels: Optional[List[Any]] = None) -> Any:
     """A channel from ``grpc`` or ``grpc.aio`` for the state's endpoints (or to
-    the one member ``endpoint``), with TLS when configured."""
+    the one member ``endpoint``), with TLS when configured. With
+    ``insecure_skip_verify`` the channel is plain text into TLS tunnels (see
+    ``etcdfast._trust``), appended to ``tunnels`` for the caller to close."""
+    if state._skip_verify:
+        members = state._endpoints if endpoint is None else [_pinned_endpoint(endpoint)]
+        opened = open_tunnels(members)
+        if tunnels is not None:
+            tunnels.extend(opened)
+        target, authority = tunnel_target(opened)
+        options = [o for o in (*state._common_options, *state._extra_options)
+                   if o[0] != "grpc.ssl_target_name_override"]
+        if len(opened) > 1:
+            options.append(("grpc.lb_policy_name", "round_robin"))
+        if authority is not None:
+            options.append(("grpc.default_authority", authority))
+        return grpc_module.insecure_channel(target, options=options)
     if endpoint is None:
         target, options = state._target, state._options
     else:
         target, options = state._pinned_channel_args(endpoint)
     if state._tls is not None:
         root, key, chain = state._tls
-        if state._skip_verify:
-            addresses = [e.address for e in state._endpoints] if endpoint is None else [endpoint]
-            root, name = trust_presented(addresses)
-            if name is not None and not any(o[0] == "grpc.ssl_target_name_override" for o in options):
-                options = [*options, ("grpc.ssl_target_name_override", name)]
         credentials = grpc.ssl_channel_credentials(
             root_certificates=root, private_key=key, certificate_chain=chain
         )
         return grpc_module.secure_channel(target, credentials, options=options)
     return grpc_module.insecure_channel(target, options=options)
+
+
+def _pinned_endpoint(address: str) -> Endpoint:
+    """The member of a pinned call's address (``host:port`` or ``unix:path``)."""
+    if address.startswith("unix:"):
+        return Endpoint(address[len("unix:"):], 0, True, unix=True)
+    return Endpoint.parse(address)
+
+
+def close_tunnels(tunnels: List[Any]) -> None:
+    for tunnel in tunnels:
+        tunnel.close()
+    tunnels.clear()
 
 
 def stop_stream(call: Any, thread: Optional[threading.Thread]) -> None:
@@ -76,7 +100,9 @@ class Executor:
         self.state = state
         self._lock = threading.Lock()
         self._auth_lock = threading.Lock()
-        self._channel = new_channel(state, grpc)
+        #: insecure_skip_verify's TLS tunnels (see etcdfast._trust), closed with the client.
+        self._tunnels: List[Any] = []
+        self._channel = new_channel(state, grpc, tunnels=self._tunnels)
         self._handles: Dict[str, Any] = {}
         #: Channels to single members, for calls pinned with ``endpoint=``.
         self._pinned: Dict[str, Any] = {}
@@ -141,7 +167,7 @@ class Executor:
             self.state._check_open()
             channel = self._pinned.get(endpoint)
             if channel is None:
-                channel = self._pinned[endpoint] = new_channel(self.state, grpc, endpoint)
+                channel = self._pinned[endpoint] = new_channel(self.state, grpc, endpoint, self._tunnels)
             return channel
 
     def start(self, call: Call) -> Optional[Any]:
@@ -319,7 +345,7 @@ class Executor:
             old = self._channel
             self.state._use_endpoints(endpoints)
             self.state._reset_dial()
-            self._channel, self._handles = new_channel(self.state, grpc), {}
+            self._channel, self._handles = new_channel(self.state, grpc, tunnels=self._tunnels), {}
         retire = threading.Timer(RETIRE_CHANNEL_AFTER, old.close)
         retire.daemon = True
         retire.start()
@@ -330,3 +356,4 @@ class Executor:
             pinned, self._pinned = list(self._pinned.values()), {}
         for channel in pinned:
             channel.close()
+        close_tunnels(self._tunnels)

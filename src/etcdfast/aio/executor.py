@@ -34,7 +34,7 @@ from .._core.calls import (
 from .._core.endpoints import Endpoint
 from .._core.observe import fire
 from .._core.state import RETIRE_CHANNEL_AFTER, ClientState
-from .._sync.executor import new_channel
+from .._sync.executor import close_tunnels, new_channel
 from ..api.request import Request
 from ..errors import EtcdError, Unavailable
 
@@ -73,12 +73,14 @@ class AsyncExecutor:
         # current at creation, and clients are often built outside the loop.
         self._auth_lock: Optional[asyncio.Lock] = None
         self._retiring: "set[asyncio.Task[None]]" = set()
+        #: insecure_skip_verify's TLS tunnels (see etcdfast._trust), closed with the client.
+        self._tunnels: List[Any] = []
 
     def channel(self) -> grpc.aio.Channel:
         """The channel, opened on first use (ClientClosedError once closed)."""
         self.state._check_open()
         if self._channel is None:
-            self._channel = new_channel(self.state, grpc.aio)
+            self._channel = new_channel(self.state, grpc.aio, tunnels=self._tunnels)
             on_open, self._on_open = self._on_open, None
             if on_open is not None:
                 on_open()
@@ -147,7 +149,7 @@ class AsyncExecutor:
         self.state._check_open()
         channel = self._pinned.get(endpoint)
         if channel is None:
-            channel = self._pinned[endpoint] = new_channel(self.state, grpc.aio, endpoint)
+            channel = self._pinned[endpoint] = new_channel(self.state, grpc.aio, endpoint, self._tunnels)
         return channel
 
     async def _step(self, call: Any, action: int) -> int:
@@ -316,3 +318,4 @@ class AsyncExecutor:
         pinned, self._pinned = list(self._pinned.values()), {}
         for each in ([channel] if channel is not None else []) + pinned:
             await each.close()
+        close_tunnels(self._tunnels)

@@ -49,7 +49,7 @@ VERBS: Dict[str, Tuple[str, str]] = {
     "lease": ("lease", "Lease related commands"),
     "member": ("cluster", "Membership related commands"),
     "snapshot": ("maintenance", "Manages etcd node snapshots"),
-    "make-mirror": ("unsupported", "Makes a mirror at the destination etcd cluster"),
+    "make-mirror": ("mirror", "Makes a mirror at the destination etcd cluster"),
     "migrate": ("unsupported", "Migrates keys in a v2 store to a mvcc store"),
     "lock": ("concurrency", "Acquires a named lock"),
     "elect": ("concurrency", "Observes and participates in leader election"),

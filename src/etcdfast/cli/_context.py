@@ -183,8 +183,22 @@ class Context:
         self.stdin = stdin if stdin is not None else sys.stdin
         self.out = Output(self.stdout)
 
+        if args.debug:
+            # etcdctl --debug: the client's logs on stderr, and every flag's value first.
+            os.environ.setdefault("ETCD_CLIENT_DEBUG", "1")
+            for flag in GLOBAL_FLAGS:
+                value = getattr(args, flag.dest, flag.default)
+                if isinstance(value, list):
+                    value = "[" + ",".join(map(str, value)) + "]"
+                if flag.name == "password" and value:
+                    value = "(hidden)"
+                self.stderr.write(f"{env_name(flag.name)}={value}\n")
         self.endpoints_given = "endpoints" in args.given
         self.endpoints: List[str] = [e.strip() for e in args.endpoints if e.strip()]
+        #: The TLS name a discovered cluster's certificates carry (etcdctl: the domain).
+        self.server_name: Optional[str] = None
+        if args.discovery_srv:
+            self.endpoints = self._discover(args) or self.endpoints
         if not self.endpoints:
             raise CliError("--endpoints is empty", EXIT_ERROR)
         dial = float(args.dial_timeout)
@@ -205,6 +219,21 @@ class Context:
         self._kwargs: Optional[Dict[str, Any]] = None
         self._clients: List["Client"] = []
         self._client: Optional["Client"] = None
+
+    def _discover(self, args: Args) -> List[str]:
+        """``--discovery-srv``: the endpoints in the domain's SRV records (etcdctl
+        drops plaintext ones unless ``--insecure-discovery``, its default)."""
+        from ..discovery import srv_endpoints
+        from ..errors import EtcdError
+
+        domain = args.discovery_srv
+        try:
+            found = srv_endpoints(domain, args.discovery_srv_name, insecure=args.insecure_discovery)
+        except EtcdError as exc:
+            raise CliError(str(exc), EXIT_ERROR) from None
+        if not args.insecure_discovery:
+            self.server_name = domain.strip(".")
+        return found
 
     # -- clients ---------------------------------------------------------------
 
@@ -228,8 +257,11 @@ class Context:
             raise CliError("--cert and --key go together (a client certificate needs its key)", EXIT_ERROR)
         names = {"cacert": "ca_cert", "cert": "cert", "key": "key"}
         kwargs.update({names[flag]: path for flag, path in tls.items()})
-        if args.insecure_skip_tls_verify:
-            self._optional(kwargs, "insecure_skip_verify", True, "--insecure-skip-tls-verify")
+        if self.server_name is not None:
+            kwargs["server_name"] = self.server_name
+        if args.insecure_skip_tls_verify and (tls or not args.insecure_transport
+                                              or any(e.startswith("https://") for e in self.endpoints)):
+            kwargs["insecure_skip_verify"] = True  # etcdctl: it only matters over TLS
         if not args.insecure_transport and not tls:
             # TLS with the system's CAs (etcdctl: --insecure-transport=false).
             kwargs["endpoints_tls"] = True
@@ -245,17 +277,6 @@ class Context:
             kwargs["user"], kwargs["password"] = user, password
         self._kwargs = kwargs  # a password is asked for once, not per client
         return dict(kwargs)
-
-    @staticmethod
-    def _optional(kwargs: Dict[str, Any], name: str, value: Any, flag: str) -> None:
-        """Pass ``name`` when this client version has it, else refuse ``flag``."""
-        import inspect
-
-        from .._core.state import ClientState
-
-        if name not in inspect.signature(ClientState.__init__).parameters:
-            raise CliError(f"{flag} is not supported by this etcdfast client version", EXIT_BAD_FEATURE)
-        kwargs[name] = value
 
     def _ask_password(self, user: str) -> str:
         if not self.stdin.isatty():

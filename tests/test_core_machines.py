@@ -270,7 +270,12 @@ FAILED = [
     case("read/old-auth-revision/user", "read", "old-auth", LOGIN, user=True),
     case("secret/invalid-token/user", "secret", "bad-token", LOGIN, user=True),
     case("write/invalid-token/no-user", "write", "bad-token", RAISE, InvalidAuthTokenError, False),
-    case("read/old-auth-revision/no-user", "read", "old-auth", RAISE, AuthOldRevisionError, False),
+    # "auth revision is old" without a password (TLS common-name auth): nothing to
+    # refresh, the call was refused before running: repeated, as Go's clientv3 does.
+    case("read/old-auth-revision/no-user", "read", "old-auth", SLEEP),
+    case("write/old-auth-revision/no-user", "write", "old-auth", SLEEP),
+    case("write/old-auth-revision/no-user/no-retries", "write", "old-auth", RAISE, AuthOldRevisionError,
+         False, retries=0),
     # Compaction: a Range probes the compact revision; anything else raises as is.
     case("read/compacted", "read", "compacted", PROBE),
     case("txn/compacted", "txn", "compacted", RAISE, CompactedError, False),

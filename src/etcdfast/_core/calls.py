@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from .. import _codec
 from ..api.request import NO_DEADLINE, Request
 from ..errors import (
+    AuthOldRevisionError,
     ClientClosedError,
     ClosedDuringCallError,
     CompactedError,
@@ -291,7 +292,11 @@ class Call(_Machine):
             log.info("%s: auth token refused (%s); logging in again", self.request.method, error)
             self.relogged = True
             return LOGIN
-        if (error.code == "UNAVAILABLE" and (self.request.repeatable or not sent)
+        # "auth revision is old" refuses a call before it runs (the auth store
+        # changed under it). A client without a password (TLS common-name
+        # auth) has no token to refresh: Go's clientv3 just repeats the call.
+        refused = isinstance(error, AuthOldRevisionError) and state._user is None
+        if ((refused or error.code == "UNAVAILABLE" and (self.request.repeatable or not sent))
                 and self.attempt < state.max_retries):
             if self.backoff is None:
                 self.backoff = Backoff(*state._retry_backoff)

@@ -73,9 +73,15 @@ def run(etcd_server: EtcdServer, capsysbinary: pytest.CaptureFixture[bytes]):
         fake = raw_stdin if raw_stdin is not None else _Stdin(io.BytesIO(stdin), encoding="utf-8")
         code = cli.main(argv, stdin=fake)
         out, err = capsysbinary.readouterr()
-        return Result(code, out, err.decode("utf-8", "replace"))
+        return Result(code, out, client_logs_removed(err.decode("utf-8", "replace")))
 
     return run
+
+
+def client_logs_removed(err: str) -> str:
+    """stderr without the client's JSON log lines (etcdctl prints them too:
+    see test_failed_calls_are_logged_as_etcdctl_does)."""
+    return "".join(line for line in err.splitlines(keepends=True) if not line.startswith('{"level"'))
 
 
 def _env() -> Dict[str, str]:
@@ -640,7 +646,8 @@ def test_no_progress_artefacts_when_piped(etcd_server, etcd_prefix, tmp_path):
 def test_exit_codes_in_a_subprocess(etcd_server):
     bad_endpoint = sub("--endpoints", "127.0.0.1:1", "get", "k")
     assert bad_endpoint.returncode == 1
-    assert b"127.0.0.1:1" in bad_endpoint.stderr and bad_endpoint.stderr.startswith(b"Error: ")
+    err = client_logs_removed(bad_endpoint.stderr.decode())
+    assert "127.0.0.1:1" in err and err.startswith("Error: ")
     assert sub("get").returncode == 128  # missing key: etcdctl's ExitBadArgs
     assert sub("frobnicate").returncode == 1  # cobra's unknown command
     assert sub("--dial-timeout", "5parsecs", "get", "k").returncode == 1  # pflag's bad value
@@ -785,3 +792,17 @@ def test_progress_bar_rate_and_eta():
     unknown = ProgressBar(None, unit="keys", stream=_Tty(), clock=lambda: now[0])
     assert "ETA" not in unknown.render(100)
     assert format_duration(3725) == "1:02:05" and format_duration(None) == "--:--"
+
+
+def test_failed_calls_are_logged_as_etcdctl_does(etcd_server):
+    # etcdctl's client logs every failed unary call as a JSON line on stderr,
+    # before the command's own "Error:" line; etcd's e2e suite looks for it.
+    done = sub("--endpoints", etcd_server.endpoint, "lease", "revoke", "1234abcd")
+    lines = done.stderr.decode().splitlines()
+    assert done.returncode == 1 and lines[-1].startswith("Error: ")
+    (log,) = [json.loads(line) for line in lines if line.startswith('{"level"')]
+    assert log["level"] == "warn" and log["msg"] == "retrying of unary invoker failed"
+    assert log["error"] == "rpc error: code = NotFound desc = etcdserver: requested lease not found"
+    assert log["target"].endswith(etcd_server.endpoint) and log["attempt"] == 0
+    ok = sub("--endpoints", etcd_server.endpoint, "get", "/no/such/key")
+    assert ok.returncode == 0 and not ok.stderr  # nothing failed, nothing logged

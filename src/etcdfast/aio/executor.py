@@ -38,9 +38,25 @@ from .._sync.executor import new_channel
 from ..api.request import Request
 from ..errors import EtcdError, Unavailable
 
-__all__ = ["AsyncExecutor", "stop_stream"]
+__all__ = ["AsyncExecutor", "stop_stream", "raced_stream_end", "RACED_REOPENS"]
 
 T = TypeVar("T")
+
+#: How many times in a row a stream is opened again after :func:`raced_stream_end`.
+RACED_REOPENS = 5
+
+
+def raced_stream_end(exc: BaseException) -> bool:
+    """True for grpc.aio's INTERNAL "Internal error from Core" from a request
+    written while the server was ending the stream (etcd refuses a watch
+    stream at once when it has no leader and "hasleader" is asked): grpc.aio
+    then overwrites the server's status with its own, so the cause is lost
+    and only opening the stream again hears it. grpcio's sync calls keep
+    the server's status."""
+    if not isinstance(exc, grpc.aio.AioRpcError) or exc.code() != grpc.StatusCode.INTERNAL:
+        return False
+    return "SendMessageOperation" in (exc.debug_error_string() or "")
+
 
 async def stop_stream(call: Any, task: "Optional[asyncio.Task[None]]") -> None:
     """Cancel a background stream's gRPC call and its task, and wait for the task to end."""

@@ -30,7 +30,7 @@ from .._core.calls import (
     compact_revision_of,
 )
 from .._core.endpoints import Endpoint
-from .._core.observe import fire, peer_of
+from .._core.observe import fire
 from .._core.state import RETIRE_CHANNEL_AFTER, ClientState
 from .._trust import trust_presented
 from ..api.request import Request
@@ -113,12 +113,8 @@ class Executor:
                     handle = handle or self._handle(request.method, request.endpoint)
                     metadata = (self.state._metadata if request.require_leader is None
                                 else self.state._metadata_of(request.require_leader))
-                    if self.state._on_call is None:
-                        raw = handle(request.payload, timeout=call.time_left(), metadata=metadata)
-                    else:  # with_call tells who answered
-                        raw, rpc = handle.with_call(request.payload, timeout=call.time_left(),
-                                                    metadata=metadata)
-                        call.peer = peer_of(rpc.peer())
+                    # (grpc's client calls do not tell which member answered: no peer())
+                    raw = handle(request.payload, timeout=call.time_left(), metadata=metadata)
                 except grpc.RpcError as exc:
                     action = call.failed(exc)
                     continue
@@ -180,8 +176,6 @@ class Executor:
             return self.drive(call, call.failed(exc))
         except Exception as exc:  # cancelled, or the channel closed under it
             return self.drive(call, call.failed(exc))
-        if self.state._on_call is not None:
-            call.peer = peer_of(future.peer())
         return call.answered(raw)
 
     def _step(self, call: Any, action: int) -> int:
@@ -243,10 +237,7 @@ class Executor:
                 continue
             try:
                 for raw in rpc:
-                    if not call.received:
-                        call.received = True
-                        if self.state._on_call is not None:
-                            call.peer = peer_of(rpc.peer())
+                    call.received = True
                     yield raw
                 return
             except grpc.RpcError as exc:

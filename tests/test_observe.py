@@ -15,14 +15,14 @@ import subprocess
 import sys
 import textwrap
 import time
-from typing import Any, Callable, Iterator, List
+from typing import Any, Callable, List
 
 import pytest
 from client_drivers import KINDS, Driver
 
 import etcdfast
 from etcdfast import CallInfo, LeaseNotFoundError, Unavailable
-from etcdfast.testing import EtcdServer, FaultProxy, free_port
+from etcdfast.testing import FaultProxy, free_port
 
 WAIT_S = 20.0
 SCRIPT_S = 120.0
@@ -170,18 +170,6 @@ def test_the_debug_switch_logs_a_failover(etcd_server):
     lines = [line for line in done.stderr.splitlines() if "etcdfast.call" in line]
     assert any("/etcdserverpb.KV/Range failed on" in line and "retry 1 of" in line
                and "on the next member" in line for line in lines), done.stderr[-3000:]
-
-
-@pytest.fixture(scope="module")
-def auth_server() -> Iterator[EtcdServer]:
-    """Auth on, with simple tokens that expire after 2 s unused."""
-    options = ["--auth-token", "simple", "--auth-token-ttl", "2"]
-    with EtcdServer(name="observe-auth", extra_args=options) as server:
-        with etcdfast.Client(server.endpoint, timeout=10) as admin:
-            admin.user_add("root", "rootpw")
-            admin.user_grant_role("root", "root")
-            admin.auth_enable()
-        yield server
 
 
 TOKEN_REFRESH = """

@@ -120,6 +120,12 @@ class Driver:
 
         return method
 
+    def view(self, view: Any) -> "Driver":
+        """A Driver face on ``view`` -- a view of this driver's client
+        (``client.namespace(...)``, ``client.ordered()``) -- on the same
+        loop. Closing it closes nothing: the view belongs to the client."""
+        return _ViewDriver(self, view)
+
     # -- what differs by design ----------------------------------------------------
 
     def calling_thread(self) -> int:
@@ -176,6 +182,23 @@ class Driver:
 
     def __repr__(self) -> str:
         return f"<Driver {self.kind} {self.client!r}>"
+
+
+class _ViewDriver(Driver):
+    """See :meth:`Driver.view`."""
+
+    def __init__(self, parent: Driver, view: Any) -> None:  # no super(): no client of its own
+        self.kind = parent.kind
+        self.loop = parent.loop
+        self._thread = parent._thread
+        self._facades = parent._facades
+        self.client = view
+
+    def close(self) -> None:
+        pass
+
+    def _stop_loop(self) -> None:
+        pass
 
 
 class Facade:

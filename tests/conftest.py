@@ -106,6 +106,21 @@ def client(etcd_server: "EtcdServer", twin: SimpleNamespace) -> Iterator[etcdfas
         yield c
 
 
+@pytest.fixture(scope="module")
+def auth_server() -> Iterator["EtcdServer"]:
+    """A server with auth on (root/rootpw) and simple tokens that expire after
+    2 s unused, so a test can outlive its first token."""
+    from etcdfast.testing import EtcdServer
+
+    options = ["--auth-token", "simple", "--auth-token-ttl", "2"]
+    with EtcdServer(name="auth", extra_args=options) as server:
+        with etcdfast.Client(server.endpoint, timeout=10) as admin:
+            admin.user_add("root", "rootpw")
+            admin.user_grant_role("root", "root")
+            admin.auth_enable()
+        yield server
+
+
 def run(coro: Awaitable[T]) -> T:
     """Run a coroutine to completion (the async tests need no plugin)."""
     return asyncio.run(coro)  # type: ignore[arg-type]

@@ -58,18 +58,6 @@ def cli(kind: str, etcd_server: EtcdServer, twin: Any) -> Iterator[Driver]:
 # -- 2. put_many ignored auth ---------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def auth_server() -> Iterator[EtcdServer]:
-    """Auth on, with tokens that expire after 2 s (so a load outlives its first token)."""
-    options = ["--auth-token", "simple", "--auth-token-ttl", "2"]
-    with EtcdServer(name="reg-auth", extra_args=options) as server:
-        with etcdfast.Client(server.endpoint, timeout=10) as admin:
-            admin.user_add("root", "rootpw")
-            admin.user_grant_role("root", "root")
-            admin.auth_enable()
-        yield server
-
-
 def _slow_items(prefix: bytes, n: int, pause_at: int) -> Iterator[tuple]:
     for i in range(n):
         if i == pause_at:

@@ -42,10 +42,12 @@ class CallInfo(NamedTuple):
 
     #: The gRPC method, e.g. ``"/etcdserverpb.KV/Range"``.
     method: str
-    #: The member's address, as ``host:port`` / ``unix:path``, when the client
-    #: can tell: it has one endpoint, the call was pinned (``endpoint=``), or
-    #: grpc named it in an error; else None (grpc does not say which member of
-    #: a balanced channel answered: ``member_id`` does).
+    #: The member that answered (or failed), as ``host:port`` / ``unix:path``:
+    #: the client's one endpoint, the ``endpoint=`` a call was pinned to, or
+    #: the member a failure names. None when no connection got that far, and
+    #: for a call answered over several balanced endpoints (grpc's client
+    #: calls do not tell which member answered; the answer's
+    #: ``header.member_id`` does).
     endpoint: Optional[str]
     #: Seconds from the first attempt to the end, retries and logins included.
     duration: float
@@ -73,7 +75,8 @@ CallHook = Callable[[CallInfo], Any]
 
 # grpc names the peer as "ipv4:127.0.0.1:2379", "ipv6:[::1]:2379" or "unix:/path";
 # its error strings carry it ("... from peer ipv4:127.0.0.1:2379 ...").
-_PEER = re.compile(r"\b(ipv4|ipv6|unix):(\[[^\]]*\]:\d+|[^\s,;\"'}]+)")
+_PEER = re.compile(r"\b(?:ipv4:(\d{1,3}(?:\.\d{1,3}){3}:\d+)|ipv6:((?:\[|%5B)[^\]%]*(?:\]|%5D):\d+)"
+                   r"|unix:([^\s,;\"'}]+))")
 
 
 def peer_of(text: Optional[str]) -> Optional[str]:
@@ -83,8 +86,10 @@ def peer_of(text: Optional[str]) -> Optional[str]:
     match = _PEER.search(text)
     if match is None:
         return None
-    scheme, address = match.groups()
-    return f"unix:{address}" if scheme == "unix" else address
+    ipv4, ipv6, unix = match.groups()
+    if unix is not None:  # "unix:/run/etcd.sock: Failed to connect": not the colon after it
+        return "unix:" + unix.rstrip(":")
+    return ipv4 or ipv6.replace("%5B", "[").replace("%5D", "]")
 
 
 def fire(hook: CallHook, info: CallInfo) -> None:
@@ -120,6 +125,11 @@ class StreamSession:
             return
         error = None if failure is None else self.state._error_of(failure)
         debug = getattr(failure, "debug_error_string", None)
+        cancelled = getattr(failure, "cancelled", None)
+        # A sync grpc stream cancelled here (close) never gets a debug string:
+        # its debug_error_string() would wait for one forever.
+        if callable(cancelled) and cancelled():
+            debug = None
         peer = peer_of(debug() if callable(debug) else None)
         if peer is None and len(self.state._endpoints) == 1:
             peer = self.state._endpoints[0].address

@@ -11,6 +11,7 @@ closed, and those become :class:`~etcdfast.errors.ClosedDuringCallError`.
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any, AsyncIterator, Awaitable, Callable, Dict, List, Optional, Tuple, TypeVar
 
 import grpc
@@ -36,11 +37,55 @@ from .._core.observe import fire
 from .._core.state import RETIRE_CHANNEL_AFTER, ClientState
 from .._sync.executor import close_tunnels, new_channel
 from ..api.request import Request
-from ..errors import EtcdError, Unavailable
+from ..errors import EtcdError, ForkedClientError, Unavailable
 
-__all__ = ["AsyncExecutor", "stop_stream"]
+__all__ = ["AsyncExecutor", "stop_stream", "raced_stream_end", "RACED_REOPENS"]
 
 T = TypeVar("T")
+
+#: The process that opened this module's first grpc.aio channel, which starts
+#: grpc.aio's process-wide polling thread; None before.
+_aio_started_in: Optional[int] = None
+
+
+def _check_aio_usable() -> None:
+    """Refuse AsyncClients in a child forked after grpc.aio started: its
+    polling thread is not in the child, so every call would hang forever
+    (gRPC supports fork with its sync stack only)."""
+    if _aio_started_in is not None and _aio_started_in != os.getpid():
+        raise ForkedClientError(
+            f"grpc.aio was started in process {_aio_started_in} before os.fork(); its polling thread "
+            f"is not in this child (process {os.getpid()}), so no AsyncClient can work here: calls "
+            "would hang. Use etcdfast.Client in the child, or start it with multiprocessing's "
+            "'spawn' or 'forkserver' method."
+        )
+
+
+def _aio_channel(state: ClientState, endpoint: Optional[str] = None,
+                 tunnels: Optional[List[Any]] = None) -> grpc.aio.Channel:
+    global _aio_started_in
+    _check_aio_usable()
+    channel = new_channel(state, grpc.aio, endpoint, tunnels)
+    if _aio_started_in is None:
+        _aio_started_in = os.getpid()
+    return channel
+
+
+#: How many times in a row a stream is opened again after :func:`raced_stream_end`.
+RACED_REOPENS = 5
+
+
+def raced_stream_end(exc: BaseException) -> bool:
+    """True for grpc.aio's INTERNAL "Internal error from Core" from a request
+    written while the server was ending the stream (etcd refuses a watch
+    stream at once when it has no leader and "hasleader" is asked): grpc.aio
+    then overwrites the server's status with its own, so the cause is lost
+    and only opening the stream again hears it. grpcio's sync calls keep
+    the server's status."""
+    if not isinstance(exc, grpc.aio.AioRpcError) or exc.code() != grpc.StatusCode.INTERNAL:
+        return False
+    return "SendMessageOperation" in (exc.debug_error_string() or "")
+
 
 async def stop_stream(call: Any, task: "Optional[asyncio.Task[None]]") -> None:
     """Cancel a background stream's gRPC call and its task, and wait for the task to end."""
@@ -61,6 +106,7 @@ class AsyncExecutor:
     """
 
     def __init__(self, state: ClientState, on_open: Optional[Callable[[], None]] = None) -> None:
+        _check_aio_usable()
         self.state = state
         #: Called once, when the first channel opens inside the running loop.
         self._on_open = on_open
@@ -80,7 +126,7 @@ class AsyncExecutor:
         """The channel, opened on first use (ClientClosedError once closed)."""
         self.state._check_open()
         if self._channel is None:
-            self._channel = new_channel(self.state, grpc.aio, tunnels=self._tunnels)
+            self._channel = _aio_channel(self.state, tunnels=self._tunnels)
             on_open, self._on_open = self._on_open, None
             if on_open is not None:
                 on_open()
@@ -149,7 +195,7 @@ class AsyncExecutor:
         self.state._check_open()
         channel = self._pinned.get(endpoint)
         if channel is None:
-            channel = self._pinned[endpoint] = new_channel(self.state, grpc.aio, endpoint, self._tunnels)
+            channel = self._pinned[endpoint] = _aio_channel(self.state, endpoint, self._tunnels)
         return channel
 
     async def _step(self, call: Any, action: int) -> int:

@@ -14,7 +14,7 @@ from .._core.watch_hub import ItemT, WatchHandle, WatchHub, WatchItem
 from ..api.watch import WatchSpec
 from ..errors import ClientClosedError, EtcdError, Timeout
 from ..types import Progress, WatchResponse
-from .executor import stop_stream
+from .executor import RACED_REOPENS, raced_stream_end, stop_stream
 
 if TYPE_CHECKING:
     from .executor import AsyncExecutor
@@ -183,6 +183,7 @@ class AsyncWatchStream:
             yield item
 
     async def _run(self) -> None:
+        raced = 0  # streams in a row whose end grpc.aio reported as its own error
         while True:
             failure: Optional[BaseException] = None
             requests: "asyncio.Queue[Optional[bytes]]" = asyncio.Queue()
@@ -210,6 +211,10 @@ class AsyncWatchStream:
             self._call = None
             if self._closed:
                 return
+            if failure is not None and raced_stream_end(failure) and raced < RACED_REOPENS:
+                raced += 1
+                continue  # the server's own word (NoLeaderError...) comes on the next stream
+            raced = 0
             state = self._executor.state
             delay = self._hub.broke(state._stream_error(failure), state._clock())
             if delay is None:

@@ -5,8 +5,8 @@ revision and written into the destination (in batched Txns, several in
 flight), then every later change follows, one Txn per source revision (split
 every ``--max-txn-ops`` ops). Keys keep their prefix unless ``--dest-prefix``
 replaces it or ``--no-dest-prefix`` drops it. The destination is a plain
-endpoint (``--dest-cacert``/``--dest-cert``/``--dest-key`` for TLS; no auth,
-as etcdctl).
+endpoint: ``--dest-cacert``/``--dest-cert``/``--dest-key`` for TLS, and
+``--dest-user``/``--dest-password`` for auth (etcdctl 3.5's flags).
 
 Like etcdctl it runs until interrupted and prints the number of keys and
 events copied every 30 seconds; on a terminal a progress line says how far
@@ -48,6 +48,16 @@ def _dest_kwargs(ctx: Context, args: Args) -> Dict[str, Any]:
     for flag, name in (("dest_cacert", "ca_cert"), ("dest_cert", "cert"), ("dest_key", "key")):
         if getattr(args, flag):
             kwargs[name] = getattr(args, flag)
+    user, password = args.dest_user, args.dest_password
+    if user or password:  # etcdctl 3.5: --dest-user NAME[:PASSWORD], or with --dest-password
+        if not user:
+            raise CliError("--dest-password needs --dest-user", EXIT_BAD_ARGS)
+        if not password and ":" in user:
+            user, password = user.split(":", 1)
+        if not password:
+            raise CliError(f"--dest-user {user}: no password (use --dest-user {user}:PASSWORD "
+                           "or --dest-password)", EXIT_BAD_ARGS)
+        kwargs["user"], kwargs["password"] = user, password
     return kwargs
 
 
@@ -120,6 +130,9 @@ def register(commands: Commands) -> None:
     p.add_argument("--dest-key", default="", help="Identify secure client using this TLS key file")
     p.add_argument("--dest-cacert", default="",
                    help="Verify certificates of TLS enabled secure servers using this CA bundle")
+    p.add_argument("--dest-user", default="",
+                   help="Destination username[:password] for authentication")
+    p.add_argument("--dest-password", default="", help="Destination password for authentication")
     p.add_argument("--dest-insecure-transport", action="store_true", default=True,
                    help="Disable transport security for client connections")
     p.add_argument("--max-txn-ops", type=_count, default=DEFAULT_MAX_TXN_OPS,

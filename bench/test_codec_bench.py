@@ -18,8 +18,8 @@ import pytest
 from etcdfast import _codec, _schema
 from etcdfast.types import Event, EventType, KeyValue
 
-fast_keys, fast_wire, fast_revision, fast_watch, fast_batch = _codec.load("fast")
-pure_keys, pure_wire, pure_revision, pure_watch, pure_batch = _codec.load("pure")
+fast_keys, fast_wire, fast_revision, fast_watch, fast_batch, _ = _codec.load("fast")
+pure_keys, pure_wire, pure_revision, pure_watch, pure_batch, _ = _codec.load("pure")
 RangeResponse = _schema.message("etcdserverpb.RangeResponse")
 PutRequest = _schema.message("etcdserverpb.PutRequest")
 TxnRequest = _schema.message("etcdserverpb.TxnRequest")

@@ -18,6 +18,8 @@ from .messages cimport KV
 cdef extern from "records.h":
     object etcdfast_new_record(object record_type, Py_ssize_t n)
     object etcdfast_new_atomic_record(object record_type, Py_ssize_t n)
+    void etcdfast_replace_item(object record, Py_ssize_t i, object value)
+    bint etcdfast_spare_record(object record, Py_ssize_t held)
 
 
 cdef inline void set_item(object record, Py_ssize_t i, object value) noexcept:
@@ -29,23 +31,23 @@ cdef inline void set_item(object record, Py_ssize_t i, object value) noexcept:
 cdef object kv_record(KV* kv)
 
 
-cdef struct Span:
-    # One record's submessage payload in the response bytes, and (for events)
-    # the revision of its change, which the watch cursor reads without
-    # building the record.
-    cptr start
-    cptr end
-    int64_t revision
-
-
 cdef class _Records:
-    cdef bytes _data  # the response: keeps every span's bytes alive
-    cdef Span* _spans
+    cdef bytes _data  # the response: keeps every record's bytes alive
+    # Per record, where its submessage's length prefix is in _data (8 bytes a
+    # record: a 100k-key range holds 0.8 MB beside its 16 MB of bytes).
+    cdef Py_ssize_t* _at
+    # Events only (NULL in KeyValues): each event's revision, which the watch
+    # cursor reads without building records.
+    cdef int64_t* _revisions
+    cdef bint _with_revisions
     cdef Py_ssize_t _n
     cdef Py_ssize_t _cap
-    cdef int add(self, cptr start, cptr end, int64_t revision) except -1
+    cdef int _resize(self, Py_ssize_t cap) except -1
+    cdef int add(self, cptr field, int64_t revision) except -1
     cdef void trim(self) noexcept
+    cdef cptr _payload(self, Py_ssize_t i, cptr* end) noexcept
     cdef object build(self, Py_ssize_t i)
+    cdef object refill(self, Py_ssize_t i, object spare)
 
 
 cdef class KeyValues(_Records):

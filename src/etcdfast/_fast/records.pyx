@@ -24,13 +24,14 @@ reads the same records many times can keep ``list(result.kvs)``.
 cimport cython
 from cpython.long cimport PyLong_FromLong, PyLong_FromLongLong
 from cpython.mem cimport PyMem_Free, PyMem_Realloc
-from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.number cimport PyNumber_Index
 from libc.stdint cimport int32_t, int64_t
 from libc.string cimport memset
 
 from .buffer cimport cptr
 
+from .buffer cimport read_len
 from .messages cimport EventFields, KV, parse_event, parse_kv
 
 from ..errors import ProtocolError
@@ -52,10 +53,10 @@ cdef int64_t _last_mod = 0
 cdef object _last_mod_int = 0
 
 
-cdef object kv_record(KV* kv):
+cdef object kv_fill(object rec, KV* kv):
+    """Fill a KeyValue record, fresh (empty slots) or recycled (its old fields go)."""
     global _last_create, _last_create_int, _last_mod, _last_mod_int
-    cdef object rec = etcdfast_new_atomic_record(KeyValue, 6)
-    set_item(rec, 0, PyBytes_FromStringAndSize(<const char*>kv.key, kv.key_len))
+    etcdfast_replace_item(rec, 0, PyBytes_FromStringAndSize(<const char*>kv.key, kv.key_len))
     if kv.create_revision != _last_create:
         _last_create_int = PyLong_FromLongLong(kv.create_revision)
         _last_create = kv.create_revision
@@ -64,12 +65,16 @@ cdef object kv_record(KV* kv):
     elif kv.mod_revision != _last_mod:
         _last_mod_int = PyLong_FromLongLong(kv.mod_revision)
         _last_mod = kv.mod_revision
-    set_item(rec, 1, _last_create_int)
-    set_item(rec, 2, _last_mod_int)
-    set_item(rec, 3, PyLong_FromLongLong(kv.version))
-    set_item(rec, 4, PyBytes_FromStringAndSize(<const char*>kv.value, kv.value_len))
-    set_item(rec, 5, PyLong_FromLongLong(kv.c_lease))
+    etcdfast_replace_item(rec, 1, _last_create_int)
+    etcdfast_replace_item(rec, 2, _last_mod_int)
+    etcdfast_replace_item(rec, 3, PyLong_FromLongLong(kv.version))
+    etcdfast_replace_item(rec, 4, PyBytes_FromStringAndSize(<const char*>kv.value, kv.value_len))
+    etcdfast_replace_item(rec, 5, PyLong_FromLongLong(kv.c_lease))
     return rec
+
+
+cdef object kv_record(KV* kv):
+    return kv_fill(etcdfast_new_atomic_record(KeyValue, 6), kv)
 
 
 cdef object _PUT = EventType.PUT
@@ -106,33 +111,51 @@ cdef class _Records:
             raise TypeError(f"{type(self).__name__} is made by etcdfast's decoders")
 
     def __dealloc__(self):
-        PyMem_Free(self._spans)
+        PyMem_Free(self._at)
+        PyMem_Free(self._revisions)
 
-    cdef int add(self, cptr start, cptr end, int64_t revision) except -1:
-        cdef Py_ssize_t cap
-        cdef Span* grown
-        if self._n == self._cap:
-            cap = self._cap * 2 if self._cap else 16
-            grown = <Span*>PyMem_Realloc(self._spans, cap * sizeof(Span))
-            if grown == NULL:
+    cdef int _resize(self, Py_ssize_t cap) except -1:
+        cdef Py_ssize_t* at = <Py_ssize_t*>PyMem_Realloc(self._at, cap * sizeof(Py_ssize_t))
+        if at == NULL:
+            raise MemoryError()
+        self._at = at
+        cdef int64_t* revisions
+        if self._with_revisions:
+            revisions = <int64_t*>PyMem_Realloc(self._revisions, cap * sizeof(int64_t))
+            if revisions == NULL:
                 raise MemoryError()
-            self._spans, self._cap = grown, cap
-        self._spans[self._n].start = start
-        self._spans[self._n].end = end
-        self._spans[self._n].revision = revision
+            self._revisions = revisions
+        self._cap = cap
+        return 0
+
+    cdef int add(self, cptr field, int64_t revision) except -1:
+        """One more record: ``field`` is its submessage's length prefix in the data."""
+        if self._n == self._cap:
+            self._resize(self._cap * 2 if self._cap else 16)
+        self._at[self._n] = field - <cptr>PyBytes_AS_STRING(self._data)
+        if self._with_revisions:
+            self._revisions[self._n] = revision
         self._n += 1
         return 0
 
     cdef void trim(self) noexcept:
         """Give back the growth slack once the decoder is done."""
-        cdef Span* fitted
         if self._n and self._n < self._cap:
-            fitted = <Span*>PyMem_Realloc(self._spans, self._n * sizeof(Span))
-            if fitted != NULL:
-                self._spans, self._cap = fitted, self._n
+            try:
+                self._resize(self._n)
+            except MemoryError:  # keeping the larger arrays is fine
+                pass
+
+    cdef cptr _payload(self, Py_ssize_t i, cptr* end) noexcept:
+        """Record ``i``'s submessage payload (checked by the decoder)."""
+        cdef cptr base = <cptr>PyBytes_AS_STRING(self._data)
+        return read_len(base + self._at[i], base + PyBytes_GET_SIZE(self._data), end)
 
     cdef object build(self, Py_ssize_t i):
         raise NotImplementedError
+
+    cdef object refill(self, Py_ssize_t i, object spare):
+        return self.build(i)
 
     def __len__(self):
         return self._n
@@ -222,7 +245,8 @@ cdef class _Records:
         return (list, (list(self),))
 
     def __sizeof__(self):
-        return object.__sizeof__(self) + self._cap * sizeof(Span)
+        return object.__sizeof__(self) + self._cap * (
+            sizeof(Py_ssize_t) + (sizeof(int64_t) if self._with_revisions else 0))
 
 
 @cython.no_gc
@@ -231,11 +255,16 @@ cdef class KeyValues(_Records):
     """The ``KeyValue`` records of a range or delete answer, built on access."""
 
     cdef object build(self, Py_ssize_t i):
+        return self.refill(i, etcdfast_new_atomic_record(KeyValue, 6))
+
+    cdef object refill(self, Py_ssize_t i, object spare):
         cdef KV kv
+        cdef cptr end
+        cdef cptr p = self._payload(i, &end)
         memset(&kv, 0, sizeof(KV))
-        if parse_kv(self._spans[i].start, self._spans[i].end, &kv, 0) == NULL:
+        if p == NULL or parse_kv(p, end, &kv, 0) == NULL:
             _changed()
-        return kv_record(&kv)
+        return kv_fill(spare, &kv)
 
 
 @cython.no_gc
@@ -245,7 +274,9 @@ cdef class Events(_Records):
 
     cdef object build(self, Py_ssize_t i):
         cdef EventFields ev
-        if parse_event(self._spans[i].start, self._spans[i].end, &ev, 0) == NULL:
+        cdef cptr end
+        cdef cptr p = self._payload(i, &end)
+        if p == NULL or parse_event(p, end, &ev, 0) == NULL:
             _changed()
         cdef object rec = etcdfast_new_atomic_record(Event, 3)
         set_item(rec, 0, _event_type(ev.type))
@@ -256,10 +287,11 @@ cdef class Events(_Records):
     cdef Events since(self, int64_t first):
         """The events whose revision is ``first`` or later (the watch cursor's filter)."""
         cdef Events out = new_events(self._data)
+        cdef cptr base = <cptr>PyBytes_AS_STRING(self._data)
         cdef Py_ssize_t i
         for i in range(self._n):
-            if self._spans[i].revision >= first:
-                out.add(self._spans[i].start, self._spans[i].end, self._spans[i].revision)
+            if self._revisions[i] >= first:
+                out.add(base + self._at[i], self._revisions[i])
         out.trim()
         return out
 
@@ -269,6 +301,12 @@ cdef class Events(_Records):
 cdef class _RecordIterator:
     cdef _Records _records
     cdef Py_ssize_t _i
+    # The last two records handed out. In ``for kv in kvs``, the loop still
+    # holds record i-1 while asking for record i, and has dropped record i-2:
+    # when nobody else holds that one either, it is refilled in place instead
+    # of freeing a tuple and allocating the next (etcdfast_spare_record).
+    cdef object _even
+    cdef object _odd
 
     def __iter__(self):
         return self
@@ -278,7 +316,15 @@ cdef class _RecordIterator:
         if i >= self._records._n:
             raise StopIteration
         self._i = i + 1
-        return self._records.build(i)
+        cdef object spare = self._odd if i & 1 else self._even
+        if spare is not None and etcdfast_spare_record(spare, 1):  # 1: the local `spare`
+            return self._records.refill(i, spare)
+        spare = self._records.build(i)
+        if i & 1:
+            self._odd = spare
+        else:
+            self._even = spare
+        return spare
 
     def __length_hint__(self):
         return max(0, self._records._n - self._i)
@@ -293,6 +339,7 @@ cdef KeyValues new_key_values(bytes data):
 cdef Events new_events(bytes data):
     cdef Events records = Events.__new__(Events)
     records._data = data
+    records._with_revisions = True
     return records
 
 

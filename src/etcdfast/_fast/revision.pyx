@@ -131,13 +131,13 @@ cdef class WatchCursor:
             return events
         if first > 0:
             for i in range(n):
-                if events._spans[i].revision < first:
+                if events._revisions[i] < first:
                     events = events.since(first)
                     n = events._n
                     if n == 0:
                         return events
                     break
-        cdef int64_t resume = _plus_one(events._spans[n - 1].revision)
+        cdef int64_t resume = _plus_one(events._revisions[n - 1])
         if resume > self._next:
             self._next = resume
         if resume - 1 > self._progress:

@@ -137,7 +137,7 @@ def decode_watch(bytes data, tracker=None):
         raise TypeError("expected bytes, got NoneType")
     cdef cptr p = <cptr>PyBytes_AS_STRING(data)
     cdef cptr end = p + PyBytes_GET_SIZE(data)
-    cdef cptr sub_end
+    cdef cptr sub_end, at
     cdef uint32_t field, wt
     cdef uint64_t v
     cdef Header header
@@ -153,12 +153,13 @@ def decode_watch(bytes data, tracker=None):
         if p == NULL:
             malformed("WatchResponse")
         if wt == WT_LEN and field == 11:
+            at = p
             p = enter(p, end, &sub_end, 1)
             if p == NULL:
                 malformed("WatchResponse")
             if parse_event(p, sub_end, &event, 1) == NULL:
                 malformed("Event")
-            events.add(p, sub_end, event.kv.mod_revision)
+            events.add(at, event.kv.mod_revision)
             p = sub_end
         elif wt == WT_VARINT and 2 <= field <= 7 and field != 6:
             p = read_varint(p, end, &v)

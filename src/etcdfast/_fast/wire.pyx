@@ -346,19 +346,20 @@ cdef class _Range(_Message):
     cdef cptr parse(self, cptr p, cptr end, int depth) except NULL:
         cdef uint32_t field, wt
         cdef uint64_t v
-        cdef cptr sub_end
+        cdef cptr sub_end, at
         cdef KV kv
         while p < end:
             p = read_tag(p, end, &field, &wt)
             if p == NULL:
                 malformed("RangeResponse")
             if wt == WT_LEN and field == 2:
+                at = p
                 p = enter(p, end, &sub_end, depth + 1)
                 if p == NULL or parse_kv(p, sub_end, &kv, depth + 1) == NULL:
                     malformed("KeyValue")
                 if self.kvs is None:
                     self.kvs = new_key_values(self.data)
-                self.kvs.add(p, sub_end, 0)
+                self.kvs.add(at, 0)
                 p = sub_end
             elif wt == WT_LEN and field == 1:
                 p = self.parse_header(p, end, depth)
@@ -424,19 +425,20 @@ cdef class _Delete(_Message):
     cdef cptr parse(self, cptr p, cptr end, int depth) except NULL:
         cdef uint32_t field, wt
         cdef uint64_t v
-        cdef cptr sub_end
+        cdef cptr sub_end, at
         cdef KV kv
         while p < end:
             p = read_tag(p, end, &field, &wt)
             if p == NULL:
                 malformed("DeleteRangeResponse")
             if wt == WT_LEN and field == 3:
+                at = p
                 p = enter(p, end, &sub_end, depth + 1)
                 if p == NULL or parse_kv(p, sub_end, &kv, depth + 1) == NULL:
                     malformed("KeyValue")
                 if self.prev_kvs is None:
                     self.prev_kvs = new_key_values(self.data)
-                self.prev_kvs.add(p, sub_end, 0)
+                self.prev_kvs.add(at, 0)
                 p = sub_end
             elif wt == WT_LEN and field == 1:
                 p = self.parse_header(p, end, depth)

@@ -162,7 +162,8 @@ def test_records_and_sequences_outlive_the_result_and_the_bytes(codec):
     gc.collect()
     assert first == expect_kv(RangeResponse.FromString(data).kvs[0])
     again = pickle.loads(pickled)
-    assert isinstance(again, GetResult) and again.kvs == [expect_kv(k) for k in RangeResponse.FromString(data).kvs]
+    assert isinstance(again, GetResult)
+    assert again.kvs == [expect_kv(k) for k in RangeResponse.FromString(data).kvs]
     events = codec.watch.decode_watch(watch_bytes(5)).events
     one = events[1]
     del events

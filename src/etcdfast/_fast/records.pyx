@@ -318,8 +318,13 @@ cdef class _RecordIterator:
         self._i = i + 1
         cdef object spare = self._odd if i & 1 else self._even
         if spare is not None and etcdfast_spare_record(spare, 1):  # 1: the local `spare`
+            if type(self._records) is KeyValues:  # a final class: a direct call
+                return (<KeyValues>self._records).refill(i, spare)
             return self._records.refill(i, spare)
-        spare = self._records.build(i)
+        if type(self._records) is KeyValues:
+            spare = (<KeyValues>self._records).build(i)
+        else:
+            spare = self._records.build(i)
         if i & 1:
             self._odd = spare
         else:

@@ -62,7 +62,7 @@ class Records(Sequence[Any]):
 
     An abstract class: each codec twin's ``KeyValues``/``Events`` registers
     here, so ``isinstance(x, Records)`` recognises them. They keep the
-    response and build a record when it is indexed or iterated (a new, equal
+    response and build a record when it is first indexed or iterated (an equal
     tuple on each access); they behave as read-only lists -- ``len``,
     indexing, slices (plain lists), iteration, ``in``, ``index``, ``count``,
     ``+``, equality with lists -- and pickle as lists. The records own their

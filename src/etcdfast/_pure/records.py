@@ -97,6 +97,9 @@ class _Records(Records):
             i += n
         if not 0 <= i < n:
             raise IndexError(f"{type(self).__name__} index out of range")
+        return self._one(i)
+
+    def _one(self, i: int) -> Any:
         return self._record(self._messages[i])
 
     def __iter__(self) -> Iterator[Any]:
@@ -161,8 +164,38 @@ class KeyValues(_Records):
 
 
 class Events(_Records):
-    """The ``Event`` records of a watch response, built on access."""
+    """The ``Event`` records of a watch response, built on first access.
 
-    __slots__ = ()
+    Unlike :class:`KeyValues`, this twin builds all of a response's events at
+    once, on the first access, and keeps them: the watch cursor reads every
+    event's revision and the consumer then reads every event, and through
+    upb's message wrappers each read would cost more than building the record.
+    """
+
+    __slots__ = ("_built",)
     _record = staticmethod(_event_record)
     _records = staticmethod(_events)
+
+    def __init__(self, messages: Sequence[Any] = ()) -> None:
+        super().__init__(messages)
+        self._built: Optional[List[Event]] = None
+
+    def _all(self) -> List[Event]:
+        """The events as a list (built once)."""
+        if self._built is None:
+            self._built = list(_events(self._messages))
+        return self._built
+
+    def _one(self, i: int) -> Event:
+        return self._all()[i]
+
+    def __getitem__(self, index: Union[int, slice]) -> Any:
+        if isinstance(index, slice):
+            return self._all()[index]
+        return super().__getitem__(index)
+
+    def __iter__(self) -> Iterator[Event]:
+        return iter(self._all())
+
+    def __reversed__(self) -> Iterator[Event]:
+        return reversed(self._all())

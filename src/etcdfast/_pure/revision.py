@@ -114,8 +114,7 @@ class WatchCursor:
         if isinstance(events, Records) and type(events) is not Events:
             events = list(events)  # the other twin's
         if type(events) is Events:
-            # The revisions straight from the messages: no record is built.
-            revisions = list(map(_revision_of, events._messages))
+            revisions = list(map(_revision_of, events._all()))
         elif type(events) is list:
             revisions = list(map(_revision_of, events))
         else:
@@ -128,7 +127,7 @@ class WatchCursor:
         if first > 0 and any(map(lt, revisions, repeat(first))):
             kept = [not revision < first for revision in revisions]
             if type(events) is Events:
-                events = Events(list(compress(events._messages, kept)))
+                events = Events(list(compress(events._messages, kept)))  # rebuilt on access
             else:
                 events = list(compress(events, kept))
             revisions = list(compress(revisions, kept))

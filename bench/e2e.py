@@ -30,7 +30,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -42,8 +42,13 @@ import _harness as h  # noqa: E402 - the workers' directory is not a package
 
 DEFAULT_VENVS = os.environ.get("BENCH_VENVS", "/tmp/bench-venvs")
 FAST, PURE, RAW = "etcdfast-fast", "etcdfast-pure", "raw-grpcio"
+ASYNC, RAW_AIO = "etcdfast-async-fast", "raw-grpcio-aio"
 AB_FAST, AB_PURE = "A/B etcdfast-fast vs raw", "A/B etcdfast-pure vs raw"
-OWN = (FAST, PURE, RAW, AB_FAST, AB_PURE)
+AB_ASYNC = "A/B etcdfast-async vs raw aio"
+AB = (AB_FAST, AB_PURE, AB_ASYNC)
+OWN = (FAST, PURE, RAW, ASYNC, RAW_AIO, *AB)
+#: The sequential workloads: all that the context-only rows (pure twin, typical APIs) run.
+SEQUENTIAL = ("put", "get", "range")
 
 Record = Dict[str, Any]
 
@@ -60,11 +65,16 @@ class Params:
     worker_timeout: float  # seconds one worker process may take
     deadline: float  # seconds for all rounds; later rounds are dropped
 
+    concurrent_ops: int = 8000  # gets per threads/tasks workload, all callers together
+    threads: int = 16
+    tasks: int = 200
+
     @classmethod
     def for_mode(cls, args: argparse.Namespace) -> "Params":
         if args.quick:
-            # CI smoke: every code path, small counts, well under a minute.
-            params = cls(n=300, keys=10_000, range_repeats=1, rounds=2, worker_timeout=30, deadline=40)
+            # CI smoke: every code path, small counts, about a minute.
+            params = cls(n=300, keys=10_000, range_repeats=1, rounds=2, worker_timeout=30, deadline=60,
+                         concurrent_ops=400)
         else:
             params = cls(n=5000, keys=100_000, range_repeats=3, rounds=5, worker_timeout=600, deadline=3000)
         if args.rounds:
@@ -91,7 +101,9 @@ class ClientSpec:
     ) -> List[str]:
         return [
             self.python, *self.argv, *workloads, "--endpoint", endpoint, "-n", str(params.n),
-            "--keys", str(params.keys), "--range-repeats", str(params.range_repeats), *extra,
+            "--keys", str(params.keys), "--range-repeats", str(params.range_repeats),
+            "--concurrent-ops", str(params.concurrent_ops), "--threads", str(params.threads),
+            "--tasks", str(params.tasks), *extra,
         ]
 
     def environ(self, extra_env: Optional[Dict[str, str]] = None) -> Dict[str, str]:
@@ -105,21 +117,29 @@ class ClientSpec:
 
 
 def own_clients() -> List[ClientSpec]:
-    worker = str(WORKERS / "etcdfast_worker.py")
+    worker, raw = str(WORKERS / "etcdfast_worker.py"), str(WORKERS / "raw_grpc_worker.py")
     return [
-        ClientSpec(FAST, sys.executable, [worker], package="etcdfast"),
-        ClientSpec(PURE, sys.executable, [worker], env={"ETCDFAST_PURE": "1"}, package="etcdfast"),
-        ClientSpec(RAW, sys.executable, [str(WORKERS / "raw_grpc_worker.py")], package="grpcio"),
+        ClientSpec(FAST, sys.executable, [worker], package="etcdfast", workloads=h.SYNC_WORKLOADS),
+        ClientSpec(PURE, sys.executable, [worker], env={"ETCDFAST_PURE": "1"}, package="etcdfast",
+                   workloads=SEQUENTIAL),
+        ClientSpec(RAW, sys.executable, [raw], package="grpcio", workloads=h.SYNC_WORKLOADS),
+        ClientSpec(ASYNC, sys.executable, [worker, "--async"], package="etcdfast",
+                   workloads=h.ASYNC_WORKLOADS),
+        ClientSpec(RAW_AIO, sys.executable, [raw, "--call", "aio"], package="grpcio",
+                   workloads=h.ASYNC_WORKLOADS),
     ]
 
 
 def ab_clients() -> List[ClientSpec]:
-    """etcdfast and raw grpcio alternating inside one process: the precise
-    form of the "<= 1.1x raw grpcio per call" comparison (see workers/ab_worker.py)."""
+    """etcdfast and raw grpcio (grpc.aio for the AsyncClient) alternating inside
+    one process: the precise form of the "<= 1.05x raw grpcio per call"
+    comparison (see workers/ab_worker.py)."""
     worker = [str(WORKERS / "ab_worker.py"), "--blocks", "20"]
     return [
         ClientSpec(AB_FAST, sys.executable, worker, package="etcdfast", workloads=("put", "get")),
         ClientSpec(AB_PURE, sys.executable, worker, env={"ETCDFAST_PURE": "1"}, package="etcdfast",
+                   workloads=("put", "get")),
+        ClientSpec(AB_ASYNC, sys.executable, [*worker, "--async"], package="etcdfast",
                    workloads=("put", "get")),
     ]
 
@@ -128,22 +148,23 @@ def peer_clients(venvs: str) -> List[ClientSpec]:
     etcd3, aetcd = str(WORKERS / "etcd3_worker.py"), str(WORKERS / "aetcd_worker.py")
     typical = ["--api", "typical"]
     peers = [
-        # (name, venv directory, worker argv, distribution, environment)
-        ("aetcd", "aetcd", [aetcd], "aetcd", {}),
-        ("etcd-sdk-python", "etcd-sdk-python", [etcd3, "--package", "pyetcd"], "etcd-sdk-python", {}),
+        # (name, venv directory, worker argv, distribution, environment, workloads)
+        ("aetcd", "aetcd", [aetcd], "aetcd", {}, h.ASYNC_WORKLOADS),
+        ("etcd-sdk-python", "etcd-sdk-python", [etcd3, "--package", "pyetcd"], "etcd-sdk-python", {},
+         h.SYNC_WORKLOADS),
         # 0.12.0's generated code needs the pure-Python protobuf runtime today.
         ("python-etcd3", "etcd3", [etcd3, "--package", "etcd3"], "etcd3",
-         {"PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION": "python"}),
+         {"PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION": "python"}, h.SYNC_WORKLOADS),
         # The same clients through their documented result APIs, for context:
         # what most code written against them pays.
-        ("aetcd-typical", "aetcd", [aetcd, *typical], "aetcd", {}),
+        ("aetcd-typical", "aetcd", [aetcd, *typical], "aetcd", {}, SEQUENTIAL),
         ("etcd-sdk-python-typical", "etcd-sdk-python", [etcd3, "--package", "pyetcd", *typical],
-         "etcd-sdk-python", {}),
+         "etcd-sdk-python", {}, SEQUENTIAL),
     ]
     specs = []
-    for name, venv, argv, package, env in peers:
+    for name, venv, argv, package, env, workloads in peers:
         python = os.path.join(venvs, venv, "bin", "python")
-        spec = ClientSpec(name, python, argv, env=env, package=package, venv=True)
+        spec = ClientSpec(name, python, argv, env=env, package=package, venv=True, workloads=workloads)
         if not os.access(python, os.X_OK):
             spec.skip = f"no venv at {os.path.join(venvs, venv)} (see bench/RESULTS.md)"
         specs.append(spec)
@@ -276,14 +297,26 @@ COLUMNS: List[Column] = [
     ("range wall ms", "range", "wall_us_per_op", 1e-3, "{:.0f}"),
     ("range CPU ms", "range", "cpu_us_per_op", 1e-3, "{:.0f}"),
     ("range CPU ns/key", "range", "cpu_ns_per_key", 1, "{:.0f}"),
+    ("held result MB", "mem", "held_mb", 1, "{:.1f}"),
+    ("get's peak MB", "mem", "peak_mb", 1, "{:.1f}"),
+]
+
+#: Many callers sharing one client: threads (sync clients), asyncio tasks (async ones).
+CONCURRENT_COLUMNS: List[Column] = [
+    (f"{kind} {heading}", kind, metric, 1, fmt)
+    for kind in ("threads", "tasks")
+    for heading, metric, fmt in (("ops/s", "ops_per_s", "{:,.0f}"), ("p50 us", "p50_us", "{:.0f}"),
+                                 ("p99 us", "p99_us", "{:.0f}"), ("CPU us/op", "cpu_us_per_op", "{:.1f}"))
 ]
 
 
 def table_rows(results: Results, columns: Sequence[Column]) -> List[List[str]]:
     rows = []
     for label in results.labels():
-        if label in (AB_FAST, AB_PURE):
+        if label in AB:
             continue  # two clients in one process: reported as ratios only
+        if all(results.median(label, w, m) is None for _, w, m, _, _ in columns):
+            continue  # ran none of these workloads
         row = [label]
         for _, workload, metric, scale, fmt in columns:
             value = results.median(label, workload, metric)
@@ -322,33 +355,72 @@ class Check:
         return f"missed by {abs(self.value / float(limit) - 1) * 100:.0f}%"
 
 
+def best(
+    results: Results, labels: Sequence[str], workload: str, metric: str, lowest: bool = True
+) -> Optional[str]:
+    """The label with the lowest (or highest) median of ``metric``, among those that have one."""
+    found = [(v, label) for label in labels if (v := results.median(label, workload, metric)) is not None]
+    if not found:
+        return None
+    return (min(found) if lowest else max(found))[1]
+
+
 def checks(results: Results) -> List[Check]:
     out = []
     for workload in ("put", "get"):
         out.append(Check(f"{workload}: client CPU/op, etcdfast fast / raw grpcio (separate processes)",
                          results.ratio(FAST, RAW, workload, "cpu_us_per_op"), "<= 1.1"))
         out.append(Check(f"{workload}: client CPU/op, etcdfast fast / raw grpcio (in-process A/B)",
-                         results.median(AB_FAST, workload, "ab_cpu_ratio"), "<= 1.1"))
+                         results.median(AB_FAST, workload, "ab_cpu_ratio"), "<= 1.05"))
     out.append(Check("prefix get: etcdfast fast client CPU ns/key",
                      results.median(FAST, "range", "cpu_ns_per_key"), "<= 400"))
-    peers = [label for label in results.labels() if label not in OWN]
+    # python-etcd3 runs on the pure-Python protobuf (see RESULTS.md): never the best peer.
+    peers = [label for label in results.labels() if label not in OWN and label != "python-etcd3"]
     for workload in ("put", "get"):
         out.append(Check(f"{workload}: client CPU/op, etcdfast pure / raw grpcio (in-process A/B)",
                          results.median(AB_PURE, workload, "ab_cpu_ratio")))
-    if peers:
-        best = min(peers, key=lambda p: results.median(p, "range", "cpu_ns_per_key") or float("inf"))
+    top = best(results, peers, "range", "cpu_ns_per_key")
+    if top:
         out.append(Check("prefix get: client CPU per key, best peer / etcdfast fast",
-                         results.ratio(best, FAST, "range", "cpu_ns_per_key"), ">= 3", f"best peer: {best}"))
+                         results.ratio(top, FAST, "range", "cpu_ns_per_key"), ">= 3", f"best peer: {top}"))
+        out.append(Check("prefix get: client CPU per key, etcdfast fast / best peer",
+                         results.ratio(FAST, top, "range", "cpu_ns_per_key"), "<= 0.75", f"best peer: {top}"))
         for workload in ("put", "get"):
-            fastest = min(peers, key=lambda p: results.median(p, workload, "cpu_us_per_op") or float("inf"))
+            fastest = best(results, peers, workload, "cpu_us_per_op")
             out.append(Check(f"{workload}: client CPU/op, best peer / etcdfast fast",
-                             results.ratio(fastest, FAST, workload, "cpu_us_per_op"), "",
-                             f"best peer: {fastest}"))
+                             results.ratio(fastest, FAST, workload, "cpu_us_per_op") if fastest else None,
+                             "", f"best peer: {fastest}"))
+    out.append(Check("prefix get: client CPU, etcdfast fast / raw grpcio (no decoding)",
+                     results.ratio(FAST, RAW, "range", "cpu_ns_per_key"), "<= 1.5"))
+    leanest = best(results, peers, "mem", "held_mb")
+    if leanest:
+        out.append(Check("held prefix-get result: memory, etcdfast fast / leanest peer",
+                         results.ratio(FAST, leanest, "mem", "held_mb"), "<= 1.0", f"peer: {leanest}"))
     for workload, metric in (("put", "cpu_us_per_op"), ("get", "cpu_us_per_op"), ("range", "cpu_ns_per_key")):
         out.append(Check(f"{workload}: client CPU, etcdfast pure / fast",
                          results.ratio(PURE, FAST, workload, metric)))
-    out.append(Check("prefix get: client CPU, etcdfast fast / raw grpcio (no decoding)",
-                     results.ratio(FAST, RAW, "range", "cpu_ns_per_key")))
+    # The AsyncClient against raw grpc.aio and aetcd.
+    for workload in ("put", "get"):
+        out.append(Check(f"{workload}: client CPU/op, AsyncClient / raw grpc.aio (in-process A/B)",
+                         results.median(AB_ASYNC, workload, "ab_cpu_ratio"), "<= 1.05"))
+        out.append(Check(f"{workload}: client CPU/op, AsyncClient / raw grpc.aio (separate processes)",
+                         results.ratio(ASYNC, RAW_AIO, workload, "cpu_us_per_op")))
+        if "aetcd" in results.labels():
+            out.append(Check(f"{workload}: client CPU/op, AsyncClient / aetcd",
+                             results.ratio(ASYNC, "aetcd", workload, "cpu_us_per_op"), "<= 1.0"))
+    # Many callers on one client, against the best peer at the same concurrency.
+    for kind, own, raw in (("threads", FAST, RAW), ("tasks", ASYNC, RAW_AIO)):
+        rival = best(results, peers, kind, "ops_per_s", lowest=False)
+        if rival:
+            out.append(Check(f"{kind}: ops/s, etcdfast / best peer",
+                             results.ratio(own, rival, kind, "ops_per_s"), ">= 1.0", f"best peer: {rival}"))
+            out.append(Check(f"{kind}: p99 latency, etcdfast / best peer",
+                             results.ratio(own, rival, kind, "p99_us"), "<= 1.0", f"best peer: {rival}"))
+            out.append(Check(f"{kind}: client CPU/op, etcdfast / best peer",
+                             results.ratio(own, rival, kind, "cpu_us_per_op"), "", f"best peer: {rival}"))
+        out.append(Check(f"{kind}: ops/s, etcdfast / raw grpcio", results.ratio(own, raw, kind, "ops_per_s")))
+        out.append(Check(f"{kind}: client CPU/op, etcdfast / raw grpcio",
+                         results.ratio(own, raw, kind, "cpu_us_per_op")))
     return out
 
 
@@ -464,6 +536,19 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def worker_runs(clients: Sequence[ClientSpec]) -> List[Tuple[str, ClientSpec, Sequence[str], Dict[str, str]]]:
+    """One worker process per client and round, plus one for its ``mem``
+    workload: a held result is measured in a process that did nothing else."""
+    items: List[Tuple[str, ClientSpec, Sequence[str], Dict[str, str]]] = []
+    for spec in clients:
+        workloads = spec.workloads or h.WORKLOADS
+        items.append((spec.name, replace(spec, workloads=tuple(w for w in workloads if w != "mem")), [], {}))
+    for spec in clients:
+        if "mem" in (spec.workloads or h.WORKLOADS):
+            items.append((spec.name, replace(spec, workloads=("mem",)), [], {}))
+    return items
+
+
 def run_rounds(
     endpoint: str,
     items: Sequence[Tuple[str, ClientSpec, Sequence[str], Dict[str, str]]],
@@ -513,13 +598,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         seconds = preload(server.endpoint, params.keys)
         log(f"preloaded {params.keys:,} keys in {seconds:.1f} s; {params.rounds} round(s) of "
             f"{', '.join(c.name for c in runnable)}")
-        run_rounds(server.endpoint, [(c.name, c, [], {}) for c in runnable], params, h.WORKLOADS,
-                   results, failures)
+        run_rounds(server.endpoint, worker_runs(runnable), params, h.WORKLOADS, results, failures)
         if args.endpoints:
             cleanup(server.endpoint)
         info = machine_info(server.version)
     info["load_before"], info["load_after"] = load_before, loadavg()
-    wrong_twin = [r for r in results.records if r["label"] in (FAST, AB_FAST) and r["client"] == PURE]
+    wrong_twin = [r for r in results.records
+                  if r["label"] in (FAST, AB_FAST, ASYNC, AB_ASYNC) and r["client"].endswith("pure")]
     if wrong_twin:
         failures[FAST] = "the Cython twin is not built: the 'fast' worker ran etcdfast-pure"
 
@@ -529,6 +614,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
           f"(x{params.range_repeats}); median of {params.rounds} interleaved round(s); "
           f"load {info['load_before']} -> {info['load_after']}\n")
     print(render(headings, table_rows(results, COLUMNS), args.markdown))
+    print(f"\n{params.concurrent_ops} gets of one key from {params.threads} threads (sync clients) or "
+          f"{params.tasks} asyncio tasks (async clients) sharing one client\n")
+    print(render(["client"] + [c[0] for c in CONCURRENT_COLUMNS], table_rows(results, CONCURRENT_COLUMNS),
+                 args.markdown))
     print()
     print(render_checks(found, args.markdown))
     for spec in clients:
@@ -544,8 +633,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             "params": params.__dict__,
             "machine": info,
             "clients": {c.name: {"versions": c.versions, "skip": c.skip} for c in clients},
-            "medians": {label: {f"{w}.{m}": results.median(label, w, m) for _, w, m, _, _ in COLUMNS}
-                        for label in results.labels() if label not in (AB_FAST, AB_PURE)},
+            "medians": {label: {f"{w}.{m}": results.median(label, w, m)
+                                for _, w, m, _, _ in COLUMNS + CONCURRENT_COLUMNS}
+                        for label in results.labels() if label not in AB},
             "checks": [{**c.__dict__, "verdict": c.verdict()} for c in found],
             "failures": failures,
             "records": results.records,

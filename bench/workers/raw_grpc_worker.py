@@ -145,14 +145,19 @@ def workloads(args: argparse.Namespace, channel: grpc.Channel) -> List[h.Workloa
     return h.workloads(args, **primitives(args, make_handle, args.call))
 
 
+def aio_workloads(args: argparse.Namespace, channel: Any) -> List[h.Workload]:
+    """The workloads on a grpc.aio channel (an aio call object is awaitable,
+    which is all the asyncio drivers need)."""
+
+    def make_handle(method: str) -> Callable[..., Any]:
+        return channel.unary_unary(method, **handle_kwargs(args))
+
+    return h.workloads(args, **primitives(args, make_handle, "call"))
+
+
 async def main_aio(args: argparse.Namespace) -> None:
     async with grpc.aio.insecure_channel(args.endpoint, options=h.grpc_options(args)) as channel:
-
-        def make_handle(method: str) -> Callable[..., Any]:
-            return channel.unary_unary(method, **handle_kwargs(args))
-
-        # An aio call object is awaitable, which is all run_async needs.
-        await h.run_async("raw-grpcio-aio", h.workloads(args, **primitives(args, make_handle, "call")))
+        await h.run_async("raw-grpcio-aio", aio_workloads(args, channel))
 
 
 if __name__ == "__main__":

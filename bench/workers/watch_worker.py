@@ -111,7 +111,7 @@ def raw_decode_events(
 
     responses, cancel = _raw_watch(endpoint, prefix, single_threaded)
     decode = _codec.watch.decode_watch
-    lists = (decode(raw).events for raw in responses)
+    lists = (list(decode(raw).events) for raw in responses)
     name = "raw-grpc-1thread-decode" if single_threaded else "raw-grpc-decode"
     return itertools.chain.from_iterable(lists), cancel, name
 

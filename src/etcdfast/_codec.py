@@ -14,10 +14,10 @@ import sys
 from types import ModuleType
 from typing import TYPE_CHECKING, Tuple
 
-__all__ = ["IMPLEMENTATION", "keys", "wire", "revision", "watch", "batch", "load"]
+__all__ = ["IMPLEMENTATION", "keys", "wire", "revision", "watch", "batch", "records", "load"]
 
 #: The twin modules, in the order load() returns them.
-MODULES = ("keys", "wire", "revision", "watch", "batch")
+MODULES = ("keys", "wire", "revision", "watch", "batch", "records")
 
 
 def _forced_pure() -> bool:
@@ -26,8 +26,10 @@ def _forced_pure() -> bool:
     )
 
 
-def load(implementation: str) -> Tuple[ModuleType, ModuleType, ModuleType, ModuleType, ModuleType]:
-    """Import one twin's ``(keys, wire, revision, watch, batch)`` modules: ``"fast"`` or ``"pure"``.
+def load(
+    implementation: str,
+) -> Tuple[ModuleType, ModuleType, ModuleType, ModuleType, ModuleType, ModuleType]:
+    """Import one twin's ``(keys, wire, revision, watch, batch, records)`` modules: ``"fast"`` or ``"pure"``.
 
     Used by the chooser below and by tests that run both twins side by side.
     """
@@ -40,15 +42,15 @@ def load(implementation: str) -> Tuple[ModuleType, ModuleType, ModuleType, Modul
 
 
 if TYPE_CHECKING or _forced_pure():
-    from ._pure import batch, keys, revision, watch, wire
+    from ._pure import batch, keys, records, revision, watch, wire
 
     IMPLEMENTATION = "pure"
 else:
     try:
-        keys, wire, revision, watch, batch = load("fast")
+        keys, wire, revision, watch, batch, records = load("fast")
         IMPLEMENTATION = "fast"
     except ImportError:
         # Not compiled (no C compiler at install time): setup.py already
         # warned loudly, and etcdfast.IMPLEMENTATION tells the user.
-        keys, wire, revision, watch, batch = load("pure")
+        keys, wire, revision, watch, batch, records = load("pure")
         IMPLEMENTATION = "pure"

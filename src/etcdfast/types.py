@@ -5,15 +5,20 @@ returned by both codec twins. Tuples are the cheapest Python object to build
 from C (the Cython twin allocates them directly, see ``_fast/records.h``), they
 compare by value and need no ``__dict__``. Keys and values are always
 ``bytes``; the ``*_text`` helpers decode them when you know they are text.
+
+The many-record fields (``GetResult.kvs``, ``DeleteResult.prev_kvs``,
+``WatchResponse.events``) are :class:`Records`: read-only sequences that keep
+the response and build each record when it is indexed or iterated.
 """
 
 from __future__ import annotations
 
 from enum import IntEnum
 from operator import attrgetter
-from typing import List, NamedTuple, Optional, Union
+from typing import Any, List, NamedTuple, Optional, Sequence, Union
 
 __all__ = [
+    "Records",
     "ResponseHeader",
     "KeyValue",
     "GetResult",
@@ -49,6 +54,22 @@ __all__ = [
     "SnapshotResult",
     "SnapshotChunk",
 ]
+
+
+class Records(Sequence[Any]):
+    """The read-only sequences of records in results: ``GetResult.kvs``,
+    ``DeleteResult.prev_kvs``, ``WatchResponse.events``.
+
+    An abstract class: each codec twin's ``KeyValues``/``Events`` registers
+    here, so ``isinstance(x, Records)`` recognises them. They keep the
+    response and build a record when it is first indexed or iterated (an equal
+    tuple on each access); they behave as read-only lists -- ``len``,
+    indexing, slices (plain lists), iteration, ``in``, ``index``, ``count``,
+    ``+``, equality with lists -- and pickle as lists. The records own their
+    data and outlive the sequence.
+    """
+
+    __slots__ = ()
 
 
 class SortOrder(IntEnum):
@@ -99,7 +120,7 @@ class KeyValue(NamedTuple):
         return self.value.decode()
 
 
-def _summary(kvs: List[KeyValue]) -> str:
+def _summary(kvs: Sequence[KeyValue]) -> str:
     # A 100k-key range must not print 100k keys in a traceback or a REPL.
     if len(kvs) <= 3:
         return repr(kvs)
@@ -110,7 +131,7 @@ class GetResult(NamedTuple):
     """Answer to a range read: ``kvs`` in range order, ``count`` of all matches."""
 
     header: ResponseHeader
-    kvs: List[KeyValue]
+    kvs: Sequence[KeyValue]
     more: bool
     count: int  # type: ignore[assignment]  # shadows tuple.count, by design
 
@@ -138,7 +159,7 @@ class DeleteResult(NamedTuple):
 
     header: ResponseHeader
     deleted: int
-    prev_kvs: List[KeyValue]
+    prev_kvs: Sequence[KeyValue]
 
     def __repr__(self) -> str:
         return (
@@ -268,7 +289,7 @@ class WatchResponse(NamedTuple):
     compact_revision: int
     cancel_reason: str
     fragment: bool
-    events: List[Event]
+    events: Sequence[Event]
 
     @property
     def is_progress_notify(self) -> bool:

@@ -279,7 +279,7 @@ class RangePager:
             keys_only=self.keys_only, serializable=self.serializable, timeout=self.timeout,
         )
 
-    def feed(self, result: GetResult) -> List[KeyValue]:
+    def feed(self, result: GetResult) -> Sequence[KeyValue]:
         """Take a page's answer; return its key-values (in key order)."""
         if not self.revision:
             self.revision = result.header.revision

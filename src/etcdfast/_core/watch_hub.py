@@ -254,8 +254,8 @@ class WatchHub:
             state.fragments.extend(response.events)
             return []
         events = response.events
-        if state.fragments:
-            events = state.fragments + events
+        if state.fragments:  # rare: the fragments' records, built, then this part's
+            events = [*state.fragments, *events]
             state.fragments = []
         if events:
             accepted = state.cursor.accept(events)

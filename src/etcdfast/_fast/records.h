@@ -5,6 +5,7 @@
 #ifndef ETCDFAST_RECORDS_H
 #define ETCDFAST_RECORDS_H
 #include <Python.h>
+#include <string.h>
 
 static inline PyObject *etcdfast_new_record(PyObject *type, Py_ssize_t n)
 {
@@ -21,10 +22,48 @@ static inline PyObject *etcdfast_new_record(PyObject *type, Py_ssize_t n)
  * collections.) */
 static inline PyObject *etcdfast_new_atomic_record(PyObject *type, Py_ssize_t n)
 {
-    PyObject *rec = etcdfast_new_record(type, n);
+    PyTypeObject *t = (PyTypeObject *)type;
+    PyObject *rec;
+    if (t->tp_alloc == PyType_GenericAlloc && t->tp_itemsize == sizeof(PyObject *)
+            && !t->tp_dictoffset && !t->tp_weaklistoffset) {
+        /* What tp_alloc does, without tracking the record only to untrack it
+         * again: a record allocated untracked, its slots zeroed so that it
+         * can be freed at any point of its filling. */
+        rec = (PyObject *)PyObject_GC_NewVar(PyTupleObject, t, n);
+        if (rec != NULL)
+            memset(((PyTupleObject *)rec)->ob_item, 0, (size_t)n * sizeof(PyObject *));
+        return rec;
+    }
+    rec = etcdfast_new_record(type, n);
     if (rec != NULL && PyObject_GC_IsTracked(rec))
         PyObject_GC_UnTrack(rec);
     return rec;
+}
+
+/* Put a new reference into slot i of a record, releasing what was there: a
+ * fresh record's slots are NULL; a recycled one's hold the previous fields. */
+static inline void etcdfast_replace_item(PyObject *rec, Py_ssize_t i, PyObject *value)
+{
+    PyObject *old = PyTuple_GET_ITEM(rec, i);
+    Py_INCREF(value);
+    PyTuple_SET_ITEM(rec, i, value);
+    Py_XDECREF(old);
+}
+
+/* Whether a record may be refilled in place: nobody but its iterator (one
+ * reference) and the caller asking (`held` more) can see it. CPython's own
+ * zip and enumerate recycle their result tuples the same way. Not from 3.14
+ * on, where tuples cache their hash: a record hashed while it was someone's
+ * would keep that hash. */
+static inline int etcdfast_spare_record(PyObject *rec, Py_ssize_t held)
+{
+#if PY_VERSION_HEX < 0x030E0000
+    return Py_REFCNT(rec) == 1 + held;
+#else
+    (void)rec;
+    (void)held;
+    return 0;
+#endif
 }
 
 #endif

@@ -1,5 +1,7 @@
 from libc.stdint cimport int64_t
 
+from .records cimport Events
+
 
 cdef class RevisionTracker:
     cdef int64_t _last
@@ -10,3 +12,5 @@ cdef class WatchCursor:
     cdef int64_t _next
     cdef int64_t _compact
     cdef int64_t _progress
+    cdef object _accept_records(self, Events events)
+    cdef object _accept_list(self, list events)

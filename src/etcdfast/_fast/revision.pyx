@@ -6,8 +6,9 @@ from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from libc.stdint cimport INT64_MAX, int64_t
 
 from .buffer cimport as_int64
+from .records cimport Events
 
-from ..types import Event, KeyValue
+from ..types import Event, KeyValue, Records
 
 __all__ = ["RevisionTracker", "WatchCursor"]
 
@@ -104,15 +105,46 @@ cdef class WatchCursor:
         if self._next == 0:
             self._next = _plus_one(revision)
 
-    def accept(self, list events not None):
+    def accept(self, events):
         """The events of one (merged) response that are new to this watch.
 
-        After a resume the server may send again what was already delivered:
-        once ``next_revision`` is known, events below it are dropped. The
-        same list object comes back when nothing was dropped (the usual case:
-        no copy on the hot path). The cursor then moves past the last event
-        delivered; it never moves backwards.
+        ``events`` is a list of events or a response's ``Events``. After a
+        resume the server may send again what was already delivered: once
+        ``next_revision`` is known, events below it are dropped. The same
+        object comes back when nothing was dropped (the usual case: no copy on
+        the hot path); else a new one of its kind. The cursor then moves past
+        the last event delivered; it never moves backwards.
         """
+        if type(events) is Events:
+            return self._accept_records(<Events>events)
+        if isinstance(events, Records):  # the other twin's: as the list of its events
+            events = list(events)
+        if type(events) is not list:
+            raise TypeError(f"expected list, got {type(events).__name__}")
+        return self._accept_list(<list>events)
+
+    cdef object _accept_records(self, Events events):
+        # The revisions are in the index: no record is built here.
+        cdef int64_t first = self._next
+        cdef Py_ssize_t i, n = events._n
+        if n == 0:
+            return events
+        if first > 0:
+            for i in range(n):
+                if events._revisions[i] < first:
+                    events = events.since(first)
+                    n = events._n
+                    if n == 0:
+                        return events
+                    break
+        cdef int64_t resume = _plus_one(events._revisions[n - 1])
+        if resume > self._next:
+            self._next = resume
+        if resume - 1 > self._progress:
+            self._progress = resume - 1
+        return events
+
+    cdef object _accept_list(self, list events):
         cdef int64_t first = self._next
         cdef object event
         if PyList_GET_SIZE(events) == 0:

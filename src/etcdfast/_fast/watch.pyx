@@ -1,12 +1,12 @@
 """Watch stream codec (Cython twin of ``_pure/watch.py``).
 
 The hot path of a busy watch: a response can carry a thousand events. Each
-event is parsed in C (its KeyValues with wire.pxd's parser, the one the KV
-decoders use) and becomes its ``Event`` record as soon as its submessage
-ends, so decoding allocates only the Python objects it returns. Malformed
-input follows upb's rules (buffer.pxd) and raises ProtocolError, as the pure
-twin does; so does a ``cancel_reason`` that is not UTF-8 (upb checks proto3
-strings).
+event is checked in C (messages.pxd's parse_event, with the KeyValue parser
+the KV decoders use) and recorded in an ``Events`` sequence (records.pyx) by
+where it lies and its revision; its ``Event`` record is built when the
+consumer reaches it. Malformed input follows upb's rules (buffer.pxd) and
+raises ProtocolError, as the pure twin does; so does a ``cancel_reason`` that
+is not UTF-8 (upb checks proto3 strings).
 
 Event types: an unknown ``Event.type`` number stays a plain ``int``, as
 protobuf keeps unknown numbers of an open enum (see the pure twin for why
@@ -23,13 +23,14 @@ from .buffer cimport (
     WT_LEN, WT_VARINT, as_int64, cptr, int_field_size, read_len, read_tag, read_varint, skip_field,
     varint_size, write_flag, write_int_field, write_varint,
 )
+from .messages cimport EventFields, Header, enter, parse_event, parse_header
+from .records cimport Events, etcdfast_new_record, new_events, set_item
 from .wire cimport (
-    KV, Header, check_size, enter, etcdfast_new_atomic_record, etcdfast_new_record, feed_tracker, header_record, kv_record,
-    malformed, new_bytes, opt_len_size, parse_header, parse_kv, set_item, write_opt_len,
+    check_size, feed_tracker, header_record, malformed, new_bytes, opt_len_size, write_opt_len,
 )
 
 from ..errors import ProtocolError
-from ..types import Event, EventType, WatchResponse
+from ..types import WatchResponse
 
 __all__ = [
     "encode_watch_create",
@@ -120,57 +121,7 @@ def encode_watch_progress():
 
 # -- responses ----------------------------------------------------------------
 
-cdef object _PUT = EventType.PUT
-cdef object _DELETE = EventType.DELETE
 cdef str _NO_REASON = ""
-
-
-cdef object _event_type(int32_t number):
-    if number == 0:
-        return _PUT
-    if number == 1:
-        return _DELETE
-    return PyLong_FromLong(number)
-
-
-cdef object _event(cptr p, cptr end, int depth):
-    """One ``mvccpb.Event`` at nesting level ``depth``, as its record."""
-    cdef uint32_t field, wt
-    cdef uint64_t v
-    cdef cptr sub_end
-    cdef int32_t event_type = 0
-    cdef KV kv
-    cdef KV prev_kv
-    cdef bint has_prev_kv = False
-    memset(&kv, 0, sizeof(KV))
-    memset(&prev_kv, 0, sizeof(KV))
-    while p < end:
-        p = read_tag(p, end, &field, &wt)
-        if p == NULL:
-            malformed("Event")
-        if wt == WT_LEN and (field == 2 or field == 3):
-            p = enter(p, end, &sub_end, depth + 1)
-            # A repeated kv/prev_kv merges into the same struct, as protobuf merges it.
-            if p == NULL or parse_kv(p, sub_end, &kv if field == 2 else &prev_kv, depth + 1) == NULL:
-                malformed("KeyValue")
-            if field == 3:
-                has_prev_kv = True
-            p = sub_end
-        elif wt == WT_VARINT and field == 1:
-            p = read_varint(p, end, &v)
-            if p == NULL:
-                malformed("Event")
-            event_type = <int32_t>v  # an enum is an int32: upb drops the upper bits too
-        else:
-            p = skip_field(p, end, field, wt, depth)
-            if p == NULL:
-                malformed("Event")
-    # A missing kv is an empty KeyValue, as protobuf's default instance.
-    cdef object rec = etcdfast_new_atomic_record(Event, 3)
-    set_item(rec, 0, _event_type(event_type))
-    set_item(rec, 1, kv_record(&kv))
-    set_item(rec, 2, kv_record(&prev_kv) if has_prev_kv else None)
-    return rec
 
 
 cdef str _text(cptr p, cptr end):
@@ -186,7 +137,7 @@ def decode_watch(bytes data, tracker=None):
         raise TypeError("expected bytes, got NoneType")
     cdef cptr p = <cptr>PyBytes_AS_STRING(data)
     cdef cptr end = p + PyBytes_GET_SIZE(data)
-    cdef cptr sub_end
+    cdef cptr sub_end, at
     cdef uint32_t field, wt
     cdef uint64_t v
     cdef Header header
@@ -195,16 +146,20 @@ def decode_watch(bytes data, tracker=None):
     cdef int64_t compact_revision = 0
     cdef bint created = False, canceled = False, fragment = False
     cdef str cancel_reason = _NO_REASON
-    cdef list events = []
+    cdef Events events = new_events(data)
+    cdef EventFields event
     while p < end:
         p = read_tag(p, end, &field, &wt)
         if p == NULL:
             malformed("WatchResponse")
         if wt == WT_LEN and field == 11:
+            at = p
             p = enter(p, end, &sub_end, 1)
             if p == NULL:
                 malformed("WatchResponse")
-            events.append(_event(p, sub_end, 1))
+            if parse_event(p, sub_end, &event, 1) == NULL:
+                malformed("Event")
+            events.add(at, event.kv.mod_revision)
             p = sub_end
         elif wt == WT_VARINT and 2 <= field <= 7 and field != 6:
             p = read_varint(p, end, &v)
@@ -245,5 +200,6 @@ def decode_watch(bytes data, tracker=None):
     set_item(rec, 4, PyLong_FromLongLong(compact_revision))
     set_item(rec, 5, cancel_reason)
     set_item(rec, 6, True if fragment else False)
+    events.trim()
     set_item(rec, 7, events)
     return rec

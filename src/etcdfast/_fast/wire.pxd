@@ -1,133 +1,21 @@
 # What wire.pyx shares with the other Cython codec modules (watch.pyx).
 #
-# ResponseHeader and KeyValue appear in every etcd response, so their C
-# parsers and the helpers that write requests live here once. The C-only
-# helpers are inline (each module's compiler inlines them into its own loops);
-# the record builders need the result types, so they are defined in wire.pyx
-# and reached through its C API (``from .wire cimport kv_record``).
+# The header record and the helpers that write requests live here once (the
+# message parsers are in messages.pxd, the record builders in records.pxd).
+# The C-only helpers are inline (each module's compiler inlines them into its
+# own loops); header_record and malformed are reached through wire's C API.
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.ref cimport Py_INCREF
-from cpython.tuple cimport PyTuple_SET_ITEM
-from libc.stdint cimport int64_t, uint32_t, uint64_t
+from libc.stdint cimport int64_t, uint64_t
 
-from .buffer cimport (
-    MAX_DEPTH, WT_LEN, WT_VARINT, cptr, len_field_size, read_len, read_tag, read_varint, skip_field,
-    write_len_field,
-)
+from .buffer cimport cptr, len_field_size, write_len_field
+from .messages cimport Header
 from .revision cimport RevisionTracker
-
-
-cdef struct Header:
-    uint64_t cluster_id
-    uint64_t member_id
-    int64_t revision
-    uint64_t raft_term
-
-
-cdef struct KV:
-    cptr key
-    Py_ssize_t key_len
-    int64_t create_revision
-    int64_t mod_revision
-    int64_t version
-    cptr value
-    Py_ssize_t value_len
-    int64_t c_lease
-
-
-# -- parsing ------------------------------------------------------------------
-
-cdef inline cptr enter(cptr p, cptr end, cptr* sub_end, int depth) noexcept nogil:
-    """Open a length-delimited submessage at nesting level ``depth``."""
-    if depth > MAX_DEPTH:
-        return NULL
-    return read_len(p, end, sub_end)
-
-
-# Header and KeyValue hold only scalars and bytes, so they parse in plain C. A
-# repeated occurrence of a singular submessage merges into the same struct,
-# field by field, exactly as protobuf merges it.
-
-cdef inline cptr parse_header(cptr p, cptr end, Header* h, int depth) noexcept nogil:
-    cdef uint32_t field, wt
-    cdef uint64_t v
-    while p < end:
-        p = read_tag(p, end, &field, &wt)
-        if p == NULL:
-            return NULL
-        if wt == WT_VARINT and field <= 4:
-            p = read_varint(p, end, &v)
-            if p == NULL:
-                return NULL
-            if field == 1:
-                h.cluster_id = v
-            elif field == 2:
-                h.member_id = v
-            elif field == 3:
-                h.revision = <int64_t>v
-            else:
-                h.raft_term = v
-        else:
-            p = skip_field(p, end, field, wt, depth)
-            if p == NULL:
-                return NULL
-    return p
-
-
-cdef inline cptr parse_kv(cptr p, cptr end, KV* kv, int depth) noexcept nogil:
-    cdef uint32_t field, wt
-    cdef uint64_t v
-    cdef cptr sub_end
-    while p < end:
-        p = read_tag(p, end, &field, &wt)
-        if p == NULL:
-            return NULL
-        if wt == WT_VARINT and 2 <= field <= 6 and field != 5:
-            p = read_varint(p, end, &v)
-            if p == NULL:
-                return NULL
-            if field == 2:
-                kv.create_revision = <int64_t>v
-            elif field == 3:
-                kv.mod_revision = <int64_t>v
-            elif field == 4:
-                kv.version = <int64_t>v
-            else:
-                kv.c_lease = <int64_t>v
-        elif wt == WT_LEN and (field == 1 or field == 5):
-            p = read_len(p, end, &sub_end)
-            if p == NULL:
-                return NULL
-            if field == 1:
-                kv.key = p
-                kv.key_len = sub_end - p
-            else:
-                kv.value = p
-                kv.value_len = sub_end - p
-            p = sub_end
-        else:
-            p = skip_field(p, end, field, wt, depth)
-            if p == NULL:
-                return NULL
-    return p
 
 
 # -- results ------------------------------------------------------------------
 
-cdef extern from "records.h":
-    object etcdfast_new_record(object record_type, Py_ssize_t n)
-    object etcdfast_new_atomic_record(object record_type, Py_ssize_t n)
-
-
-cdef inline void set_item(object record, Py_ssize_t i, object value) noexcept:
-    """Fill slot ``i`` of a fresh record from records.h."""
-    Py_INCREF(value)  # PyTuple_SET_ITEM steals a reference
-    PyTuple_SET_ITEM(record, i, value)
-
-
 cdef object header_record(Header* h)
-cdef object kv_record(KV* kv)
 cdef object malformed(str name)
 
 

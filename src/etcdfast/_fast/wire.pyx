@@ -2,10 +2,13 @@
 
 Requests are sized first, then written straight into one bytes object: no
 intermediate buffers or message objects. Responses are parsed from the bytes
-gRPC hands us into C structs (``Header``, ``KV``, declared in wire.pxd) and
-turned into our result tuples once each message ends, so a 100k-key range
-allocates exactly the Python objects it returns. Malformed input follows upb's rules (see
-buffer.pxd) and raises ProtocolError, as the pure twin does.
+gRPC hands us into C structs (``Header``, ``KV``, declared in messages.pxd)
+and turned into our result tuples once each message ends. Every byte is
+checked up front, but the key-values of a range (and a delete's prev_kvs) are
+not built then: they become a ``KeyValues`` sequence (records.pyx) holding the
+response bytes and where each KeyValue lies, and each record is built when it
+is first read. Malformed input follows upb's rules (see buffer.pxd) and raises
+ProtocolError, as the pure twin does.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
@@ -20,8 +23,12 @@ from .buffer cimport (
     read_tag, read_varint, skip_field, varint_size, write_flag, write_int_field, write_len_field,
     write_varint,
 )
+from .messages cimport KV, Header, enter, parse_header, parse_kv
+from .records cimport (
+    KeyValues, etcdfast_new_atomic_record, etcdfast_new_record, kv_record, new_key_values, set_item,
+)
 # wire.pxd (this module's own declarations, shared with watch.pyx) brings the
-# Header/KV structs, their parsers and the request-writing helpers.
+# request-writing helpers.
 
 from ..errors import ProtocolError
 from ..types import (
@@ -304,37 +311,6 @@ cdef object header_record(Header* h):
     return rec
 
 
-# The last revision ints handed out, one slot per field. Keys written
-# together share revisions (a txn of 128 puts gives 128 keys one
-# mod_revision, and a key written once has create_revision == mod_revision),
-# so reusing the int objects saves up to two allocations per key of a big
-# range. Ints are immutable: the sharing is invisible.
-cdef int64_t _last_create = 0
-cdef object _last_create_int = 0
-cdef int64_t _last_mod = 0
-cdef object _last_mod_int = 0
-
-
-cdef object kv_record(KV* kv):
-    global _last_create, _last_create_int, _last_mod, _last_mod_int
-    cdef object rec = etcdfast_new_atomic_record(KeyValue, 6)
-    set_item(rec, 0, PyBytes_FromStringAndSize(<const char*>kv.key, kv.key_len))
-    if kv.create_revision != _last_create:
-        _last_create_int = PyLong_FromLongLong(kv.create_revision)
-        _last_create = kv.create_revision
-    if kv.mod_revision == kv.create_revision:
-        _last_mod, _last_mod_int = _last_create, _last_create_int
-    elif kv.mod_revision != _last_mod:
-        _last_mod_int = PyLong_FromLongLong(kv.mod_revision)
-        _last_mod = kv.mod_revision
-    set_item(rec, 1, _last_create_int)
-    set_item(rec, 2, _last_mod_int)
-    set_item(rec, 3, PyLong_FromLongLong(kv.version))
-    set_item(rec, 4, PyBytes_FromStringAndSize(<const char*>kv.value, kv.value_len))
-    set_item(rec, 5, PyLong_FromLongLong(kv.c_lease))
-    return rec
-
-
 cdef object malformed(str name):
     # Not inline: shared with watch.pyx through wire.pxd, and only on the error path.
     raise ProtocolError(f"malformed {name}: truncated or invalid protobuf")
@@ -346,6 +322,7 @@ cdef object malformed(str name):
 
 cdef class _Message:
     cdef Header header
+    cdef bytes data  # the whole response, which a KeyValues keeps
 
     cdef cptr parse(self, cptr p, cptr end, int depth) except NULL:
         raise NotImplementedError
@@ -362,28 +339,27 @@ cdef class _Message:
 
 
 cdef class _Range(_Message):
-    cdef list kvs
+    cdef KeyValues kvs
     cdef bint more
     cdef int64_t count
-
-    def __cinit__(self):
-        self.kvs = []
 
     cdef cptr parse(self, cptr p, cptr end, int depth) except NULL:
         cdef uint32_t field, wt
         cdef uint64_t v
-        cdef cptr sub_end
+        cdef cptr sub_end, at
         cdef KV kv
         while p < end:
             p = read_tag(p, end, &field, &wt)
             if p == NULL:
                 malformed("RangeResponse")
             if wt == WT_LEN and field == 2:
+                at = p
                 p = enter(p, end, &sub_end, depth + 1)
-                memset(&kv, 0, sizeof(KV))
                 if p == NULL or parse_kv(p, sub_end, &kv, depth + 1) == NULL:
                     malformed("KeyValue")
-                self.kvs.append(kv_record(&kv))
+                if self.kvs is None:
+                    self.kvs = new_key_values(self.data)
+                self.kvs.add(at, 0)
                 p = sub_end
             elif wt == WT_LEN and field == 1:
                 p = self.parse_header(p, end, depth)
@@ -404,7 +380,7 @@ cdef class _Range(_Message):
     cdef object finish(self):
         cdef object rec = etcdfast_new_record(GetResult, 4)
         set_item(rec, 0, header_record(&self.header))
-        set_item(rec, 1, self.kvs)
+        set_item(rec, 1, _finished(self.kvs, self.data))
         set_item(rec, 2, bool(self.more))
         set_item(rec, 3, PyLong_FromLongLong(self.count))
         return rec
@@ -444,26 +420,25 @@ cdef class _Put(_Message):
 
 cdef class _Delete(_Message):
     cdef int64_t deleted
-    cdef list prev_kvs
-
-    def __cinit__(self):
-        self.prev_kvs = []
+    cdef KeyValues prev_kvs
 
     cdef cptr parse(self, cptr p, cptr end, int depth) except NULL:
         cdef uint32_t field, wt
         cdef uint64_t v
-        cdef cptr sub_end
+        cdef cptr sub_end, at
         cdef KV kv
         while p < end:
             p = read_tag(p, end, &field, &wt)
             if p == NULL:
                 malformed("DeleteRangeResponse")
             if wt == WT_LEN and field == 3:
+                at = p
                 p = enter(p, end, &sub_end, depth + 1)
-                memset(&kv, 0, sizeof(KV))
                 if p == NULL or parse_kv(p, sub_end, &kv, depth + 1) == NULL:
                     malformed("KeyValue")
-                self.prev_kvs.append(kv_record(&kv))
+                if self.prev_kvs is None:
+                    self.prev_kvs = new_key_values(self.data)
+                self.prev_kvs.add(at, 0)
                 p = sub_end
             elif wt == WT_LEN and field == 1:
                 p = self.parse_header(p, end, depth)
@@ -482,7 +457,7 @@ cdef class _Delete(_Message):
         cdef object rec = etcdfast_new_record(DeleteResult, 3)
         set_item(rec, 0, header_record(&self.header))
         set_item(rec, 1, PyLong_FromLongLong(self.deleted))
-        set_item(rec, 2, self.prev_kvs)
+        set_item(rec, 2, _finished(self.prev_kvs, self.data))
         return rec
 
 
@@ -507,17 +482,29 @@ cdef class _Compaction(_Message):
         return rec
 
 
-cdef _Message _new_op_message(uint32_t kind):
+cdef _Message _new_op_message(uint32_t kind, bytes data):
+    cdef _Message message
     if kind == KIND_RANGE:
-        return _Range()
-    if kind == KIND_PUT:
-        return _Put()
-    if kind == KIND_DELETE:
-        return _Delete()
-    return _Txn()
+        message = _Range()
+    elif kind == KIND_PUT:
+        message = _Put()
+    elif kind == KIND_DELETE:
+        message = _Delete()
+    else:
+        message = _Txn()
+    message.data = data
+    return message
 
 
-cdef object _parse_response_op(cptr p, cptr end, int depth):
+cdef KeyValues _finished(KeyValues records, bytes data):
+    """The parsed KeyValues, trimmed to size; an empty one if there were none."""
+    if records is None:
+        return new_key_values(data)
+    records.trim()
+    return records
+
+
+cdef object _parse_response_op(cptr p, cptr end, int depth, bytes data):
     """One ResponseOp (a oneof of the four results) at nesting level ``depth``."""
     cdef uint32_t field, wt, kind = 0
     cdef cptr sub_end
@@ -531,7 +518,7 @@ cdef object _parse_response_op(cptr p, cptr end, int depth):
             if p == NULL:
                 malformed("ResponseOp")
             if field != kind:  # setting another oneof member discards the current one
-                member = _new_op_message(field)
+                member = _new_op_message(field, data)
                 kind = field
             member.parse(p, sub_end, depth + 1)
             p = sub_end
@@ -561,7 +548,7 @@ cdef class _Txn(_Message):
                 p = enter(p, end, &sub_end, depth + 1)
                 if p == NULL:
                     malformed("TxnResponse")
-                self.responses.append(_parse_response_op(p, sub_end, depth + 1))
+                self.responses.append(_parse_response_op(p, sub_end, depth + 1, self.data))
                 p = sub_end
             elif wt == WT_LEN and field == 1:
                 p = self.parse_header(p, end, depth)
@@ -587,6 +574,7 @@ cdef class _Txn(_Message):
 cdef inline object _decode(_Message message, bytes data, object tracker):
     if data is None:
         raise TypeError("expected bytes, got NoneType")
+    message.data = data
     cdef cptr p = <cptr>PyBytes_AS_STRING(data)
     message.parse(p, p + PyBytes_GET_SIZE(data), 0)
     feed_tracker(tracker, message.header.revision)

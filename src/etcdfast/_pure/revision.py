@@ -10,11 +10,12 @@ so that no event is lost or delivered twice.
 from __future__ import annotations
 
 import threading
-from itertools import repeat
+from itertools import compress, repeat
 from operator import attrgetter, index, lt
-from typing import Any, List
+from typing import Any, Sequence
 
-from ..types import Event
+from ..types import Event, Records
+from .records import Events
 
 __all__ = ["RevisionTracker", "WatchCursor"]
 
@@ -100,27 +101,39 @@ class WatchCursor:
         if self._next == 0:
             self._next = _int64(header_revision + 1)
 
-    def accept(self, events: List[Event]) -> List[Event]:
+    def accept(self, events: Sequence[Event]) -> Sequence[Event]:
         """The events of one (merged) response that are new to this watch.
 
-        After a resume the server may send again what was already delivered:
-        once ``next_revision`` is known, events below it are dropped. The
-        same list object comes back when nothing was dropped (the usual case:
-        no copy on the hot path). The cursor then moves past the last event
-        delivered; it never moves backwards.
+        ``events`` is a list of events or a response's ``Events``. After a
+        resume the server may send again what was already delivered: once
+        ``next_revision`` is known, events below it are dropped. The same
+        object comes back when nothing was dropped (the usual case: no copy on
+        the hot path); else a new one of its kind. The cursor then moves past
+        the last event delivered; it never moves backwards.
         """
-        if type(events) is not list:
+        if isinstance(events, Records) and type(events) is not Events:
+            events = list(events)  # the other twin's
+        if type(events) is Events:
+            revisions = list(map(_revision_of, events._all()))
+        elif type(events) is list:
+            revisions = list(map(_revision_of, events))
+        else:
             raise TypeError(f"expected list, got {type(events).__name__}")
-        if not events:
+        if not revisions:
             return events
         first = self._next
         # Per event, the same test as the Cython twin (revision < first), as
         # C-level map calls: cheap enough to run on every response.
-        if first > 0 and any(map(lt, map(_revision_of, events), repeat(first))):
-            events = [event for event in events if not event.kv.mod_revision < first]
-            if not events:
+        if first > 0 and any(map(lt, revisions, repeat(first))):
+            kept = [not revision < first for revision in revisions]
+            if type(events) is Events:
+                events = Events(list(compress(events._messages, kept)))  # rebuilt on access
+            else:
+                events = list(compress(events, kept))
+            revisions = list(compress(revisions, kept))
+            if not revisions:
                 return events
-        resume = _int64(_revision_of(events[-1]) + 1)
+        resume = _int64(revisions[-1] + 1)
         if resume > self._next:
             self._next = resume
         if resume - 1 > self._progress:

@@ -14,14 +14,12 @@ make the watch unusable: a resume would fetch the same event and fail again.
 
 from __future__ import annotations
 
-from functools import partial
-from itertools import repeat
-from operator import attrgetter, methodcaller
-from typing import Any, Dict, List, Union
+from typing import Any
 
-from ..types import Event, EventType, KeyValue, WatchResponse
+from ..types import WatchResponse
+from .records import Events
 from .revision import _int64
-from .wire import _bytes, _decoder, _flag, _header, _int_field, _kv_fields, _len_field, _make_kv, _new
+from .wire import _bytes, _decoder, _flag, _header, _int_field, _len_field, _new
 
 __all__ = [
     "encode_watch_create",
@@ -91,37 +89,6 @@ def encode_watch_progress() -> bytes:
 # -- responses ----------------------------------------------------------------
 
 
-class _EventTypes(Dict[int, Union[EventType, int]]):
-    """Known numbers to EventType members; ``__missing__`` keeps any other
-    number as it is (see the module docstring). A dict subclass so that the
-    lookup stays C-level ``dict.__getitem__`` for every known type."""
-
-    def __missing__(self, number: int) -> int:
-        return number
-
-
-_event_type = _EventTypes({member.value: member for member in EventType}).__getitem__
-_type_of = attrgetter("type")
-_kv_of = attrgetter("kv")
-_has_prev_kv = methodcaller("HasField", "prev_kv")
-_make_event = partial(_new, Event)
-
-
-def _prev_kv(message: Any) -> Union[KeyValue, None]:
-    return _make_kv(_kv_fields(message.prev_kv)) if message.HasField("prev_kv") else None
-
-
-def _events(messages: Any) -> List[Event]:
-    # One list of wrappers, then C-level map/attrgetter passes over it: the
-    # only Python-level call per event is _prev_kv, and only when some event
-    # carries a prev_kv (watches rarely ask for it).
-    messages = list(messages)
-    types = map(_event_type, map(_type_of, messages))
-    kvs = map(_make_kv, map(_kv_fields, map(_kv_of, messages)))
-    prevs = map(_prev_kv, messages) if any(map(_has_prev_kv, messages)) else repeat(None)
-    return list(map(_make_event, zip(types, kvs, prevs)))
-
-
 def _watch(m: Any) -> WatchResponse:
     return _new(
         WatchResponse,
@@ -133,7 +100,7 @@ def _watch(m: Any) -> WatchResponse:
             m.compact_revision,
             m.cancel_reason,
             m.fragment,
-            _events(m.events) if m.events else [],
+            Events(m.events),
         ),
     )
 

@@ -17,7 +17,6 @@ same signatures and return the same types.
 
 from __future__ import annotations
 
-from functools import partial
 from operator import attrgetter, index
 from typing import Any, Callable, Dict, List, Sequence, Tuple, TypeVar, Union
 
@@ -27,13 +26,13 @@ from ..types import (
     CompactResult,
     DeleteResult,
     GetResult,
-    KeyValue,
     PutResult,
     ResponseHeader,
     SnapshotChunk,
     TxnResult,
     WatchResponse,
 )
+from .records import KeyValues, kv_record
 from .revision import _int64
 
 __all__ = [
@@ -273,13 +272,7 @@ def encode_put_txn(items: Sequence[Tuple[bytes, bytes]], lease: int) -> bytes:
 # -- responses ----------------------------------------------------------------
 
 _new = tuple.__new__
-_kv_fields = attrgetter("key", "create_revision", "mod_revision", "version", "value", "lease")
 _header_fields = attrgetter("cluster_id", "member_id", "revision", "raft_term")
-_make_kv = partial(_new, KeyValue)
-
-
-def _kvs(messages: Any) -> List[KeyValue]:
-    return list(map(_make_kv, map(_kv_fields, messages)))
 
 
 def _header(message: Any) -> ResponseHeader:
@@ -287,16 +280,16 @@ def _header(message: Any) -> ResponseHeader:
 
 
 def _range(m: Any) -> GetResult:
-    return _new(GetResult, (_header(m), _kvs(m.kvs), m.more, m.count))
+    return _new(GetResult, (_header(m), KeyValues(m.kvs), m.more, m.count))
 
 
 def _put(m: Any) -> PutResult:
-    prev = _make_kv(_kv_fields(m.prev_kv)) if m.HasField("prev_kv") else None
+    prev = kv_record(m.prev_kv) if m.HasField("prev_kv") else None
     return _new(PutResult, (_header(m), prev))
 
 
 def _delete(m: Any) -> DeleteResult:
-    return _new(DeleteResult, (_header(m), m.deleted, _kvs(m.prev_kvs)))
+    return _new(DeleteResult, (_header(m), m.deleted, KeyValues(m.prev_kvs)))
 
 
 def _compaction(m: Any) -> CompactResult:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import queue
 import time
-from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Sequence, Tuple
 
 from .._core.bulk import BulkLoad, RangePager
 from .._core.calls import Call
@@ -74,10 +74,10 @@ def put_many(client: "Client", options: PutManyOptions) -> BulkResult:
     return load.result(time.perf_counter() - started)
 
 
-class RangePages(Iterator[List[KeyValue]]):
+class RangePages(Iterator[Sequence[KeyValue]]):
     """The pages of a range, read one Range call at a time.
 
-    Returned by ``Client.iter_range_pages``. Each page is a non-empty list of
+    Returned by ``Client.iter_range_pages``. Each page is a non-empty sequence of
     key-values in key order; ``revision`` is the revision every page is read
     at (0 until the first page arrives, unless one was asked for) -- for
     example, to watch for changes from ``revision + 1`` after a full read.
@@ -94,7 +94,7 @@ class RangePages(Iterator[List[KeyValue]]):
     def __iter__(self) -> "RangePages":
         return self
 
-    def __next__(self) -> List[KeyValue]:
+    def __next__(self) -> Sequence[KeyValue]:
         pager = self._pager
         while not pager.done:
             page = pager.feed(self._client._run(pager.request()))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any, AsyncIterable, AsyncIterator, Dict, Iterator, List, Optional
+from typing import TYPE_CHECKING, Any, AsyncIterable, AsyncIterator, Dict, Iterator, List, Optional, Sequence
 
 from .._core.bulk import Batch, BulkLoad, RangePager
 from ..api.bulk import PutManyOptions, RangeSpec
@@ -84,7 +84,7 @@ async def _afill(load: BulkLoad, source: AsyncIterator[Any]) -> Optional[Batch]:
             return batch
 
 
-class AsyncRangePages(AsyncIterator[List[KeyValue]]):
+class AsyncRangePages(AsyncIterator[Sequence[KeyValue]]):
     """The asyncio twin of :class:`etcdfast._sync.bulk.RangePages` (``async for page in ...``)."""
 
     def __init__(self, client: "AsyncClient", spec: RangeSpec) -> None:
@@ -98,7 +98,7 @@ class AsyncRangePages(AsyncIterator[List[KeyValue]]):
     def __aiter__(self) -> "AsyncRangePages":
         return self
 
-    async def __anext__(self) -> List[KeyValue]:
+    async def __anext__(self) -> Sequence[KeyValue]:
         pager = self._pager
         while not pager.done:
             page = pager.feed(await self._client._run(pager.request()))
@@ -112,7 +112,7 @@ class AsyncRangeIterator(AsyncIterator[KeyValue]):
 
     def __init__(self, pages: AsyncRangePages) -> None:
         self.pages = pages
-        self._page: List[KeyValue] = []
+        self._page: Sequence[KeyValue] = []
         self._next = 0
 
     @property

@@ -20,7 +20,7 @@ import pwd
 import ssl
 import subprocess
 import time
-from typing import Any, Dict, Iterator, List
+from typing import Any, Iterator
 
 import pytest
 from client_drivers import KINDS, Driver

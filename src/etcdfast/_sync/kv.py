@@ -12,7 +12,7 @@ lock, election or queue made from a view -- is namespaced or ordered alike.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Iterator, List, Optional, Type, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence, Type, TypeVar, Union
 
 from .. import _codec
 from .._core.methods import sync_method, sync_unary
@@ -217,7 +217,7 @@ class Syncer:
         """The revision of the base (0 until ``base()`` was read, unless resuming)."""
         return self._state.revision
 
-    def base(self, page_size: Optional[int] = None) -> Iterator[List[KeyValue]]:
+    def base(self, page_size: Optional[int] = None) -> Iterator[Sequence[KeyValue]]:
         """The pages of everything under the prefix, all at one revision."""
         pages = self._client.iter_range_pages(self._state.prefix, prefix=True, page_size=page_size,
                                               revision=self._state.revision)

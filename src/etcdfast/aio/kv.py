@@ -9,8 +9,8 @@ from typing import (
     AsyncIterator,
     Awaitable,
     Callable,
-    List,
     Optional,
+    Sequence,
     Type,
     TypeVar,
     Union,
@@ -213,7 +213,7 @@ class AsyncSyncer:
         """The revision of the base (0 until ``base()`` was read, unless resuming)."""
         return self._state.revision
 
-    async def base(self, page_size: Optional[int] = None) -> AsyncIterator[List[KeyValue]]:
+    async def base(self, page_size: Optional[int] = None) -> AsyncIterator[Sequence[KeyValue]]:
         """The pages of everything under the prefix, all at one revision."""
         pages = self._client.iter_range_pages(self._state.prefix, prefix=True, page_size=page_size,
                                               revision=self._state.revision)

@@ -20,7 +20,7 @@ here, written once for the sync and the asyncio faces
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable, List, Optional, TypeVar
+from typing import Any, Callable, List, Optional, Sequence, TypeVar
 
 from .. import _codec
 from ..errors import StaleReadError
@@ -126,7 +126,7 @@ class Namespace:
     def _maybe_kv(self, kv: Optional[KeyValue]) -> Optional[KeyValue]:
         return None if kv is None else self._kv(kv)
 
-    def _kvs(self, kvs: List[KeyValue]) -> List[KeyValue]:
+    def _kvs(self, kvs: Sequence[KeyValue]) -> List[KeyValue]:
         cut, prefix = self._cut, self.prefix
         return [
             KeyValue(kv.key[cut:] if kv.key.startswith(prefix) else kv.key, kv.create_revision,

@@ -10,6 +10,7 @@ machines (``_core.calls``, ``_core.watch_hub``...) read it; the executors
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import os
@@ -91,8 +92,24 @@ def _after_fork_in_child() -> None:
         state._after_fork()
 
 
+def _before_fork() -> None:
+    # gRPC's objects (channels, calls) must never be finalized in a child: the
+    # core's locks there may be held by a thread that did not come along, and
+    # a collection of the parent's garbage would crash the child. Frozen
+    # objects are never collected (CPython's own advice for fork); the child
+    # keeps them frozen, the parent collects as before.
+    if _LIVE:
+        gc.freeze()
+
+
+def _after_fork_in_parent() -> None:
+    if _LIVE:
+        gc.unfreeze()
+
+
 if hasattr(os, "register_at_fork"):  # POSIX
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                        after_in_child=_after_fork_in_child)
 
 
 def _min_version(reject: Union[bool, Tuple[int, int]]) -> Optional[Tuple[int, int]]:
@@ -473,7 +490,9 @@ class ClientState:
                 f"this etcdfast client was made in process {self._pid} and cannot be used in "
                 f"process {os.getpid()}, a child made by os.fork(): gRPC channels and the "
                 "client's threads do not survive a fork. Make a new client in the child "
-                "(the parent's client is unaffected)."
+                "(the parent's client is unaffected) -- gRPC forks cleanly only while no call "
+                "of the parent is in flight: with watches or calls running at the fork, start "
+                "children with multiprocessing's 'spawn' or 'forkserver' method."
             )
         return ClientClosedError("the client is closed")
 

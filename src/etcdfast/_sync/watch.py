@@ -217,8 +217,7 @@ class WatchStream:
         """In a forked child (one thread, no reader): end every watch with
         ``error`` and never touch the parent's gRPC call. Takes no lock: a
         thread of the parent may have held it at the fork."""
-        self._closed = True
-        self._call = None
+        self._closed = True  # its gRPC call stays referenced: never finalized in the child
         self._hub.fail(error)  # type: ignore[arg-type]
 
     def request_progress(self) -> None:

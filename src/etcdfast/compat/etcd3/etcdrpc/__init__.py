@@ -1,0 +1,28 @@
+"""python-etcd3's ``etcd3.etcdrpc``: etcd's message classes and enums, from etcdfast's runtime schema.
+
+``etcdrpc.RangeRequest``, ``etcdrpc.Compare.EQUAL``, ``etcdrpc.NOSPACE``... are
+the message classes etcdfast builds at import time from its compiled
+descriptors (``etcdfast._schema``) with the installed protobuf runtime: no
+generated ``*_pb2.py``, no ``PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION`` switch.
+As in etcd-sdk-python, the package holds rpc.proto's and auth.proto's names;
+``etcdrpc.kv_pb2`` holds ``KeyValue`` and ``Event``. The generated gRPC stubs
+(``KVStub``...) are not provided: calls go through etcdfast's client.
+"""
+
+from __future__ import annotations
+
+from typing import Any, List
+
+from ._files import Namespace
+
+_NAMES = Namespace(["etcd/etcdserverpb/rpc.proto", "etcd/authpb/auth.proto"])
+
+
+def __getattr__(name: str) -> Any:
+    value = _NAMES.resolve(__name__, name)
+    globals()[name] = value  # the next lookup is a plain attribute
+    return value
+
+
+def __dir__() -> List[str]:
+    return sorted(set(globals()) | set(_NAMES.names()))

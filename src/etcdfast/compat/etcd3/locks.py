@@ -14,8 +14,10 @@ What changed, and why:
   (python-etcd3 woke on any event and could sleep through a release that
   came before its watch existed). python-etcd3 0.12.0's waiting also needs
   tenacity < 7; this one has no such dependency.
-* One lease per ``acquire()`` call, revoked if the call does not get the lock
-  (python-etcd3 granted a new lease per attempt and left each to expire).
+* One lease per ``acquire()`` call, renewed before each new attempt (so the
+  lock still lives ``ttl`` seconds from when it is acquired) and revoked if
+  the call does not get the lock (python-etcd3 granted a new lease per
+  attempt and left each to expire).
 * :meth:`release` revokes the lease, which deletes the key if it is still
   ours: one round trip, and no lease left behind.
 * ``with lock:`` waits until the lock is acquired (python-etcd3 gave up after
@@ -107,6 +109,10 @@ class Lock:
                                       filters=[etcdrpc.WatchCreateRequest.NOPUT])
                 except WatchTimedOut:
                     return False
+                # The lock's TTL runs from when it is acquired: renew the lease
+                # for the next attempt (a new one if it expired while we waited).
+                if lease.refresh()[0].TTL <= 0:
+                    lease = client.lease(self.ttl)
         finally:
             if not acquired:
                 self._revoke(lease, quiet=True)

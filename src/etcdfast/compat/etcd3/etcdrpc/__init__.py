@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any, List
 
+from . import auth_pb2, kv_pb2, rpc_pb2  # noqa: F401 - the modules python-etcd3 had (lazy too)
 from ._files import Namespace
 
 _NAMES = Namespace(["etcd/etcdserverpb/rpc.proto", "etcd/authpb/auth.proto"])

@@ -10,8 +10,10 @@ client there). Then, interleaved over the rounds (A B C, C B A, ...):
   ``etcdfast`` (the native ``Client``), ``etcdfast-compat`` (python-etcd3's
   API on etcdfast, through ``get_response``/``get_prefix_response``, the raw
   answers), ``etcdfast-compat-typical`` (``get``/``get_prefix`` and their
-  ``(value, KVMetadata)`` pairs), and python-etcd3 0.12.0 the same two ways,
-  in its venv with the pure-Python protobuf runtime it needs today;
+  ``(value, KVMetadata)`` pairs, collected in a list as bench/e2e.py's
+  typical rows do), ``etcdfast-compat-stream`` (the same pairs iterated
+  without keeping them, prefix get only), and python-etcd3 0.12.0 the same
+  three ways, in its venv with the pure-Python protobuf runtime it needs today;
 * the native API and the compat layer in *one* process, in alternating blocks
   (workers/compat_ab_worker.py): the precise form of "what does the
   translation cost", on a machine whose load moves separate processes by
@@ -42,9 +44,12 @@ import watch_e2e  # noqa: E402
 
 h = e2e.h
 WORKERS = e2e.WORKERS
-NATIVE, COMPAT, COMPAT_TYPICAL = "etcdfast", "etcdfast-compat", "etcdfast-compat-typical"
-PY_ETCD3, PY_ETCD3_TYPICAL = "python-etcd3", "python-etcd3-typical"
+NATIVE, COMPAT = "etcdfast", "etcdfast-compat"
+COMPAT_TYPICAL, COMPAT_STREAM = "etcdfast-compat-typical", "etcdfast-compat-stream"
+PY_ETCD3, PY_ETCD3_TYPICAL, PY_ETCD3_STREAM = "python-etcd3", "python-etcd3-typical", "python-etcd3-stream"
 AB, AB_TYPICAL = "A/B compat vs native", "A/B compat-typical vs native"
+AB_STREAM = "A/B compat-stream vs native"
+AB_ROWS = (AB, AB_TYPICAL, AB_STREAM)
 PURE_PROTOBUF = {"PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION": "python"}
 TARGET = "<= 1.15"
 
@@ -54,16 +59,23 @@ def kv_clients(venvs: str) -> List[e2e.ClientSpec]:
     compat = [etcd3, "--package", "etcdfast.compat.etcd3"]
     ab = [str(WORKERS / "compat_ab_worker.py"), "--blocks", "20"]
     python = f"{venvs}/etcd3/bin/python"
+    etcd3_venv = ["--package", "etcd3"]
+    only_range = ("range",)  # the stream variants differ from typical in the prefix get alone
     specs = [
         e2e.ClientSpec(NATIVE, sys.executable, [str(WORKERS / "etcdfast_worker.py")], package="etcdfast"),
         e2e.ClientSpec(COMPAT, sys.executable, compat, package="etcdfast"),
         e2e.ClientSpec(COMPAT_TYPICAL, sys.executable, [*compat, "--api", "typical"], package="etcdfast"),
+        e2e.ClientSpec(COMPAT_STREAM, sys.executable, [*compat, "--api", "stream"], package="etcdfast",
+                       workloads=only_range),
         e2e.ClientSpec(AB, sys.executable, ab, package="etcdfast"),
         e2e.ClientSpec(AB_TYPICAL, sys.executable, [*ab, "--api", "typical"], package="etcdfast"),
-        e2e.ClientSpec(PY_ETCD3, python, [etcd3, "--package", "etcd3"], env=PURE_PROTOBUF, package="etcd3",
-                       venv=True),
-        e2e.ClientSpec(PY_ETCD3_TYPICAL, python, [etcd3, "--package", "etcd3", "--api", "typical"],
+        e2e.ClientSpec(AB_STREAM, sys.executable, [*ab, "--api", "stream"], package="etcdfast",
+                       workloads=only_range),
+        e2e.ClientSpec(PY_ETCD3, python, [etcd3, *etcd3_venv], env=PURE_PROTOBUF, package="etcd3", venv=True),
+        e2e.ClientSpec(PY_ETCD3_TYPICAL, python, [etcd3, *etcd3_venv, "--api", "typical"],
                        env=PURE_PROTOBUF, package="etcd3", venv=True),
+        e2e.ClientSpec(PY_ETCD3_STREAM, python, [etcd3, *etcd3_venv, "--api", "stream"],
+                       env=PURE_PROTOBUF, package="etcd3", venv=True, workloads=only_range),
     ]
     for spec in specs:
         if spec.venv and not Path(spec.python).exists():
@@ -110,14 +122,18 @@ def checks(results: e2e.Results) -> List[e2e.Check]:
         out.append(e2e.Check(f"{label}: client CPU, compat-typical / native (in-process A/B)",
                              results.median(AB_TYPICAL, workload, "ab_cpu_ratio"), "",
                              "get/get_prefix: a (value, KVMetadata) pair per key"))
+    out.append(e2e.Check("prefix get, per key: client CPU, compat-stream / native (in-process A/B)",
+                         results.median(AB_STREAM, "range", "ab_cpu_ratio"), "",
+                         "get_prefix iterated, the pairs not kept"))
     out.append(e2e.Check("watch: client CPU per event, compat / native (separate processes)",
                          results.ratio(COMPAT, NATIVE, "watch", "cpu_us_per_event"), TARGET))
     for workload, metric in (("put", "cpu_us_per_op"), ("get", "cpu_us_per_op"), ("range", "cpu_ns_per_key"),
                              ("watch", "cpu_us_per_event")):
         out.append(e2e.Check(f"{workload}: client CPU, python-etcd3 / compat",
                              results.ratio(PY_ETCD3, COMPAT, workload, metric)))
-    out.append(e2e.Check("prefix get: client CPU, python-etcd3-typical / compat-typical",
-                         results.ratio(PY_ETCD3_TYPICAL, COMPAT_TYPICAL, "range", "cpu_ns_per_key")))
+    for theirs, ours in ((PY_ETCD3_TYPICAL, COMPAT_TYPICAL), (PY_ETCD3_STREAM, COMPAT_STREAM)):
+        out.append(e2e.Check(f"prefix get: client CPU, {theirs} / {ours}",
+                             results.ratio(theirs, ours, "range", "cpu_ns_per_key")))
     return out
 
 
@@ -136,6 +152,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     params = e2e.Params.for_mode(argparse.Namespace(quick=args.quick, rounds=args.rounds or (1 if args.quick
                                                                                           else 5)))
+    if not args.quick:
+        # More timed prefix gets than e2e.py's 3: the A/B alternates them one
+        # by one, and three pairs of 100k-key gets are too few for a median.
+        params.range_repeats = 6
     events = args.events or (2_000 if args.quick else 50_000)
     started = time.perf_counter()
     clients = kv_clients(args.venvs)
@@ -159,7 +179,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     headings = ["client"] + [c[0] for c in e2e.COLUMNS + WATCH_COLUMNS]
     rows = [row for row in e2e.table_rows(results, e2e.COLUMNS + WATCH_COLUMNS)
-            if row[0] not in (AB, AB_TYPICAL)]
+            if row[0] not in AB_ROWS]
     found = checks(results)
     print(f"\n{params.n} sequential puts and gets, one {params.keys:,}-key prefix get "
           f"(x{params.range_repeats}), {events:,} watch events; "

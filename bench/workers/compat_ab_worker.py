@@ -4,7 +4,8 @@ Side A is ``etcdfast.Client`` (etcdfast_worker's primitives), side B
 ``etcdfast.compat.etcd3`` through python-etcd3's API (etcd3_worker's
 primitives: ``--api best`` = ``get_response``/``get_prefix_response``,
 ``--api typical`` = ``get``/``get_prefix`` and their ``(value, KVMetadata)``
-pairs). Each has its own channel and connection; side B carries
+pairs, collected in a list; ``--api stream`` = the same pairs iterated
+without keeping them). Each has its own channel and connection; side B carries
 ``ab_cpu_ratio``, the compat layer's client CPU per op over the native
 API's (median over block pairs, see _harness.run_ab): what the translation
 costs, measured where a shared machine's load hits both sides alike.
@@ -23,7 +24,7 @@ COMPAT = "etcdfast.compat.etcd3"
 
 def extend(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--blocks", type=int, default=20, help="alternating blocks per workload")
-    parser.add_argument("--api", choices=["best", "typical"], default="best")
+    parser.add_argument("--api", choices=["best", "typical", "stream"], default="best")
 
 
 def main() -> None:

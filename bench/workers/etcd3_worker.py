@@ -8,7 +8,9 @@ Best methods from their source: ``get_response``/``get_prefix_response``
 return the protobuf RangeResponse itself, skipping the per-key
 ``KVMetadata`` objects that ``get``/``get_prefix`` build; ``put`` returns the
 PutResponse as is. ``--api typical`` uses ``get``/``get_prefix``, the
-documented ``(value, KVMetadata)`` API, instead.
+documented ``(value, KVMetadata)`` API, instead (the pairs collected in a list,
+as _harness.touch_pairs does); ``--api stream`` the same, iterated without
+keeping them.
 
 python-etcd3 0.12.0's generated code predates protobuf 4, so with today's
 protobuf it only imports with PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python
@@ -28,7 +30,7 @@ PACKAGES = {"etcd3": "python-etcd3", "pyetcd": "etcd-sdk-python", "etcdfast.comp
 
 def extend(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--package", choices=sorted(PACKAGES), required=True)
-    parser.add_argument("--api", choices=["best", "typical"], default="best")
+    parser.add_argument("--api", choices=["best", "typical", "stream"], default="best")
 
 
 def connect(package: str, args: argparse.Namespace) -> Any:
@@ -45,6 +47,14 @@ def primitives(client: Any, api: str) -> Dict[str, Any]:
             "prefix": lambda key: h.touch(client.get_prefix_response(key).kvs),
             "value_of": lambda r: r.kvs[0].value,
         }
+    if api == "stream":
+        return {
+            "put": client.put,
+            "get": client.get,
+            "prefix": lambda key: _stream_pairs(client.get_prefix(key)),
+            "value_of": lambda r: r[0],
+            "count_of": lambda count: count,
+        }
     return {
         "put": client.put,
         "get": client.get,
@@ -53,8 +63,18 @@ def primitives(client: Any, api: str) -> Dict[str, Any]:
     }
 
 
+def _stream_pairs(pairs: Any) -> int:
+    """``for value, meta in client.get_prefix(...)``, keeping nothing: what
+    :func:`_harness.touch_pairs` reads, without holding every pair alive at once."""
+    count = 0
+    for _value, meta in pairs:
+        meta.key  # noqa: B018 - the attribute read is the point
+        count += 1
+    return count
+
+
 def name(package: str, api: str) -> str:
-    return PACKAGES[package] + ("" if api == "best" else "-typical")
+    return PACKAGES[package] + ("" if api == "best" else f"-{api}")
 
 
 def main() -> None:

@@ -400,6 +400,8 @@ class MultiEndpointEtcd3Client:
         ``min_mod_revision``, ``max_mod_revision``, ``min_create_revision``,
         ``max_create_revision``.
         """
+        if not kwargs:  # python-etcd3's defaults are etcdfast's: no options to translate
+            return self._client.get(utils.to_bytes(key))
         range_end = kwargs.pop("range_end", None)
         options = _range_options(**kwargs)
         return self._client.get(utils.to_bytes(key), range_end=_keyword(range_end), **options)
@@ -416,6 +418,8 @@ class MultiEndpointEtcd3Client:
     @handle_errors
     def get_prefix_response(self, key_prefix: KeyLike, **kwargs: Any) -> GetResult:
         """Read every key starting with ``key_prefix``; the whole answer."""
+        if not kwargs:
+            return self._client.get(utils.to_bytes(key_prefix), prefix=True)
         if "key" in kwargs or "range_end" in kwargs:
             raise TypeError("Don't use key or range_end with prefix")
         return self._client.get(utils.to_bytes(key_prefix), prefix=True, **_range_options(**kwargs))

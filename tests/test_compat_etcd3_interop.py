@@ -7,8 +7,9 @@ concurrently, and inside it does a read-modify-write of a shared counter
 (tests/compat_etcd3/lock_interop_worker.py): the counter ends at 100, no side
 ever finds the other inside, and the critical sections never overlap in time.
 
-python-etcd3 runs in its own venv (``$BENCH_VENVS/etcd3``, default
-/tmp/bench-venvs, as for bench/; made here if missing), with the pure-Python
+python-etcd3 runs in its own venv (``$ETCDFAST_COMPAT_ETCD3_VENV``, else
+``$BENCH_VENVS/etcd3``, default /tmp/bench-venvs/etcd3 as for bench/; made
+here if missing), with the pure-Python
 protobuf runtime its generated code needs today, and ``tenacity < 7``:
 python-etcd3 0.12.0's Lock waits through a tenacity callback of the old
 signature, which tenacity 7 dropped (with a newer one, any contended
@@ -32,7 +33,8 @@ import etcdfast
 from etcdfast.testing import EtcdServer
 
 WORKER = Path(__file__).resolve().parent / "compat_etcd3" / "lock_interop_worker.py"
-VENV = Path(os.environ.get("BENCH_VENVS", "/tmp/bench-venvs")) / "etcd3"
+VENV = Path(os.environ.get("ETCDFAST_COMPAT_ETCD3_VENV")
+            or Path(os.environ.get("BENCH_VENVS", "/tmp/bench-venvs")) / "etcd3")
 REQUIRED = os.environ.get("ETCDFAST_REQUIRE_COMPAT_INTEROP", "") not in ("", "0")
 PACKAGES = ["etcd3==0.12.0", "grpcio", "protobuf", "tenacity<7"]
 COUNT = 50

@@ -119,6 +119,7 @@ CLUSTER = "client = etcdfast.Client("
 ERRORS = "try:"
 PLUGIN = "# tests/test_config.py -- no conftest needed"
 CONCURRENCY = "from etcdfast.concurrency import Stm"
+MIGRATION = "import etcdfast.compat.etcd3 as etcd3"
 
 #: Names a block takes from earlier blocks, as code run (and type-checked) before it.
 PREAMBLES: Dict[str, str] = {
@@ -226,6 +227,13 @@ def test_bulk_example(endpoint: str) -> None:
 
 def test_errors_example(endpoint: str) -> None:
     run_python(ERRORS, endpoint)
+
+
+def test_migration_example(endpoint: str) -> None:
+    port = endpoint.rpartition(":")[2]
+    run_python(MIGRATION, substitutions=[("port=2379", f"port={port}")])
+    with etcdfast.Client(endpoint, timeout=30) as client:
+        assert client.get_value("/app/report") == b"done" and client.get_value("/app/new") == b"v"
 
 
 def test_pytest_plugin_example(endpoint: str, etcd_endpoint: str, etcd_prefix: bytes) -> None:
@@ -473,6 +481,7 @@ COVERAGE: Dict[str, Callable[..., None]] = {
     CLUSTER: test_clusters_tls_auth_example,
     ERRORS: test_errors_example,
     CONCURRENCY: test_concurrency_example,
+    MIGRATION: test_migration_example,
     PLUGIN: test_pytest_plugin_example,
     DEMO: test_demo_command,
     TEST_COMMAND: test_test_command_is_what_ci_runs,

@@ -192,12 +192,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(e2e.render(headings, rows, args.markdown))
     print()
     print(e2e.render_checks(found, args.markdown))
-    for spec in clients:
-        if spec.skip:
-            print(f"\nskipped {spec.name}: {spec.skip}")
-    for label, error in failures.items():
-        print(f"\nFAILED {label}: {error}")
-    print(f"\ntotal {time.perf_counter() - started:.0f} s")
+    e2e.print_outcome({spec.name: spec.skip for spec in clients}, failures, started)
     if args.json:
         document: Dict[str, Any] = {
             "kind": "etcdfast-compat-e2e",

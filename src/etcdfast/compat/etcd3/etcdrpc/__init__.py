@@ -11,19 +11,8 @@ As in etcd-sdk-python, the package holds rpc.proto's and auth.proto's names;
 
 from __future__ import annotations
 
-from typing import Any, List
-
 from . import auth_pb2, kv_pb2, rpc_pb2  # noqa: F401 - the modules python-etcd3 had (lazy too)
-from ._files import Namespace
+from ._files import module_hooks
 
-_NAMES = Namespace(["etcd/etcdserverpb/rpc.proto", "etcd/authpb/auth.proto"])
-
-
-def __getattr__(name: str) -> Any:
-    value = _NAMES.resolve(__name__, name)
-    globals()[name] = value  # the next lookup is a plain attribute
-    return value
-
-
-def __dir__() -> List[str]:
-    return sorted(set(globals()) | set(_NAMES.names()))
+__getattr__, __dir__ = module_hooks(__name__, globals(), ["etcd/etcdserverpb/rpc.proto",
+                                                          "etcd/authpb/auth.proto"])

@@ -11,11 +11,11 @@ no second descriptor pool: these are the classes etcdfast itself decodes with.
 from __future__ import annotations
 
 import functools
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, List, MutableMapping, Sequence, Tuple
 
 from .... import _schema
 
-__all__ = ["Namespace"]
+__all__ = ["Namespace", "module_hooks"]
 
 # One message of each file: the way in to its FileDescriptor.
 _ANCHORS = {
@@ -72,3 +72,20 @@ class Namespace:
         if kind == "enum":
             return _enum_wrapper_class()(what)
         return what
+
+
+def module_hooks(module: str, namespace: MutableMapping[str, Any],
+                 files: Sequence[str]) -> Tuple[Callable[[str], Any], Callable[[], List[str]]]:
+    """A module's ``__getattr__`` and ``__dir__`` over the names of ``files``: each name
+    resolved on first use, then kept in the module's ``namespace`` as a plain attribute."""
+    names = Namespace(files)
+
+    def getattr_(name: str) -> Any:
+        value = names.resolve(module, name)
+        namespace[name] = value
+        return value
+
+    def dir_() -> List[str]:
+        return sorted(set(namespace) | set(names.names()))
+
+    return getattr_, dir_

@@ -77,6 +77,9 @@ def collect(iterator: Iterator[Any], into: List[Any], count: int) -> threading.T
     (errors.RequestTimedOutError("etcdserver: request timed out", code="UNAVAILABLE"),
      exceptions.ConnectionFailedError, None),
     (errors.Timeout("late"), exceptions.ConnectionTimeoutError, None),
+    # etcd's own deadline comes as UNKNOWN "context deadline exceeded": still a timeout
+    (errors.Timeout("context deadline exceeded", code="UNKNOWN"), exceptions.ConnectionTimeoutError, None),
+    (errors.NoLeaderError("etcdserver: no leader", code="UNKNOWN"), exceptions.ConnectionFailedError, None),
     (errors.FailedPreconditionError("no"), exceptions.PreconditionFailedError, None),
     (errors.NotLeaderError("etcdserver: not leader"), exceptions.PreconditionFailedError, None),
     (errors.CompactedError("gone", compact_revision=7), RpcError, grpc.StatusCode.OUT_OF_RANGE),

@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, Iterator, Type, TypeVar, cast
 
 import grpc
 
-from ...errors import EtcdError
+from ...errors import EtcdError, Timeout, Unavailable
 from .exceptions import (
     ConnectionFailedError,
     ConnectionTimeoutError,
@@ -73,11 +73,20 @@ def _status(name: str) -> "grpc.StatusCode":
 
 def translate(exc: EtcdError) -> BaseException:
     """What python-etcd3 raised where etcdfast raised ``exc`` (``exc`` itself
-    when there is no status code to go by: a closed client, malformed bytes)."""
+    when there is no status code to go by: a closed client, malformed bytes).
+
+    By status code, as python-etcd3 did; except that a deadline or an outage
+    etcd reports under another code (etcd 3.4/3.5 send their own "context
+    deadline exceeded" as ``UNKNOWN``, which python-etcd3 let through as a raw
+    grpc error) is still ``ConnectionTimeoutError``/``ConnectionFailedError``:
+    etcdfast's error class already says which it is.
+    """
     code = exc.code
     if code is None:
         return exc
     mapped = _BY_CODE.get(code)
+    if mapped is None and isinstance(exc, (Timeout, Unavailable)):
+        mapped = ConnectionTimeoutError if isinstance(exc, Timeout) else ConnectionFailedError
     if mapped is not None:
         return mapped(str(exc))
     return RpcError(_status(code), getattr(exc, "details", "") or str(exc))

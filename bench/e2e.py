@@ -459,6 +459,16 @@ def machine_info(etcd: str) -> Dict[str, Any]:
     return info
 
 
+def print_outcome(skipped: Dict[str, str], failures: Dict[str, str], started: float) -> None:
+    """A run's last lines: what was skipped and why (empty reason: it ran), what failed, the time."""
+    for label, reason in skipped.items():
+        if reason:
+            print(f"\nskipped {label}: {reason}")
+    for label, error in failures.items():
+        print(f"\nFAILED {label}: {error}")
+    print(f"\ntotal {time.perf_counter() - started:.0f} s")
+
+
 def loadavg() -> str:
     try:
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])
@@ -620,12 +630,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                  args.markdown))
     print()
     print(render_checks(found, args.markdown))
-    for spec in clients:
-        if spec.skip:
-            print(f"\nskipped {spec.name}: {spec.skip}")
-    for label, error in failures.items():
-        print(f"\nFAILED {label}: {error}")
-    print(f"\ntotal {time.perf_counter() - started:.0f} s")
+    print_outcome({spec.name: spec.skip for spec in clients}, failures, started)
 
     if args.json:
         document = {

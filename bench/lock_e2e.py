@@ -470,12 +470,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(e2e.render(CONTENTION_HEADINGS, contention_rows(results), args.markdown))
     print()
     print(e2e.render_checks(found, args.markdown))
-    for item in todo:
-        if item.skip:
-            print(f"\nskipped {item.label}: {item.skip}")
-    for label, error in failures.items():
-        print(f"\nFAILED {label}: {error}")
-    print(f"\ntotal {time.perf_counter() - started:.0f} s")
+    e2e.print_outcome({item.label: item.skip for item in todo}, failures, started)
 
     if args.json:
         medians = {}

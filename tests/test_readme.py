@@ -121,6 +121,7 @@ PLUGIN = "# tests/test_config.py -- no conftest needed"
 CONCURRENCY = "from etcdfast.concurrency import Stm"
 VIEWS = 'tenant = client.namespace("/tenants/acme/")'
 OBSERVE = "import logging"
+MIGRATION = "import etcdfast.compat.etcd3 as etcd3"
 
 #: Names a block takes from earlier blocks, as code run (and type-checked) before it.
 PREAMBLES: Dict[str, str] = {
@@ -247,6 +248,13 @@ def test_bulk_example(endpoint: str) -> None:
 
 def test_errors_example(endpoint: str) -> None:
     run_python(ERRORS, endpoint)
+
+
+def test_migration_example(endpoint: str) -> None:
+    port = endpoint.rpartition(":")[2]
+    run_python(MIGRATION, substitutions=[("port=2379", f"port={port}")])
+    with etcdfast.Client(endpoint, timeout=30) as client:
+        assert client.get_value("/app/report") == b"done" and client.get_value("/app/new") == b"v"
 
 
 def test_pytest_plugin_example(endpoint: str, etcd_endpoint: str, etcd_prefix: bytes) -> None:
@@ -496,6 +504,7 @@ COVERAGE: Dict[str, Callable[..., None]] = {
     CONCURRENCY: test_concurrency_example,
     VIEWS: test_views_example,
     OBSERVE: test_observability_example,
+    MIGRATION: test_migration_example,
     PLUGIN: test_pytest_plugin_example,
     DEMO: test_demo_command,
     TEST_COMMAND: test_test_command_is_what_ci_runs,

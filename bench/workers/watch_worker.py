@@ -1,15 +1,17 @@
 """Watch-throughput worker: count events on a prefix, report client CPU per event.
 
-Runs under etcdfast (``--client etcdfast``; ETCDFAST_PURE picks the twin) or,
-in its own venv, python-etcd3 / etcd-sdk-python (``--client etcd3|pyetcd``,
-same API). Stdlib only apart from the client under test. Protocol with
-``bench/watch_e2e.py``: prints ``ready`` once the watch is established, then
-one JSON line when ``--events`` events arrived (or ``--max-seconds`` passed).
+Runs under etcdfast (``--client etcdfast``; ETCDFAST_PURE picks the twin), its
+python-etcd3 drop-in (``--client compat``) or, in its own venv, python-etcd3 /
+etcd-sdk-python (``--client etcd3|pyetcd``, same API). Stdlib only apart from
+the client under test. Protocol with ``bench/watch_e2e.py``: prints ``ready``
+once the watch is established, then one JSON line when ``--events`` events
+arrived (or ``--max-seconds`` passed).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 import time
@@ -27,7 +29,7 @@ def etcdfast_events(endpoint: str, prefix: bytes) -> Tuple[Iterator[Any], Callab
 def etcd3_like_events(
     module: str, endpoint: str, prefix: bytes
 ) -> Tuple[Iterator[Any], Callable[[], None], str]:
-    client_module = __import__(module)
+    client_module = importlib.import_module(module)
     host, port = endpoint.rsplit(":", 1)
     client = client_module.client(host, int(port))
     events, cancel = client.watch_prefix(prefix)
@@ -119,7 +121,8 @@ def raw_decode_events(
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument(
-        "--client", choices=["etcdfast", "raw", "raw-decode", "raw-1thread-decode", "etcd3", "pyetcd"],
+        "--client",
+        choices=["etcdfast", "raw", "raw-decode", "raw-1thread-decode", "etcd3", "pyetcd", "compat"],
         required=True,
     )
     parser.add_argument("--endpoint", required=True)
@@ -134,6 +137,9 @@ def main() -> None:
         events, cancel, name = raw_grpc_events(args.endpoint, prefix)
     elif args.client in ("raw-decode", "raw-1thread-decode"):
         events, cancel, name = raw_decode_events(args.endpoint, prefix, args.client != "raw-decode")
+    elif args.client == "compat":  # etcdfast's python-etcd3 drop-in, same API as the peers
+        events, cancel, name = etcd3_like_events("etcdfast.compat.etcd3", args.endpoint, prefix)
+        name = "etcdfast-compat"
     else:
         events, cancel, name = etcd3_like_events(args.client, args.endpoint, prefix)
     print("ready", flush=True)

@@ -1,0 +1,8 @@
+"""mvccpb's KeyValue and Event (kv.proto): what python-etcd3's generated ``kv_pb2`` held,
+from etcdfast's runtime schema."""
+
+from __future__ import annotations
+
+from ._files import module_hooks
+
+__getattr__, __dir__ = module_hooks(__name__, globals(), ["etcd/mvccpb/kv.proto"])

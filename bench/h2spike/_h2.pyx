@@ -373,6 +373,11 @@ cdef class Connection:
         self._fail_streams(self.error)
         self.sock.close()
 
+    def ping(self):
+        """Send a PING now (the checks provoke etcd's GOAWAY with too many of them)."""
+        self.ctrl += frame(T_PING, 0, 0, b"etcdfast")
+        self._flush_ctrl()
+
     def stats(self):
         return {"calls": self.calls, "recvs": self.recvs, "sends": self.sends,
                 "frames_in": self.frames_in, "header_cache_misses": self.cache_misses,
@@ -932,17 +937,17 @@ cdef class Connection:
         last, code = _be32(p) & 0x7FFFFFFF, _be32(p + 4)
         debug = PyBytes_FromStringAndSize(<const char*>p + 8, length - 8).decode("utf-8", "replace")
         where = self.authority.decode()
-        self.goaway = GoAway(f"etcd at {where} is closing the connection (GOAWAY, error {code}"
-                             f"{', ' + debug if debug else ''}): no new calls on it",
+        why = f"GOAWAY, error {code}{', ' + debug if debug else ''}"
+        self.goaway = GoAway(f"etcd at {where} is closing the connection ({why}): no new calls on it",
                              last, code, False)
         for st in list(self.streams.values()):
             if st.sid > last:
-                st.error = GoAway(f"etcd at {where} sent GOAWAY before stream {st.sid} was"
+                st.error = GoAway(f"etcd at {where} sent {why} before stream {st.sid} was"
                                   f" processed (last {last}): not applied, safe to retry",
                                   last, code, False)
                 self._finish(st)
             elif code != 0:
-                st.error = GoAway(f"etcd at {where} sent GOAWAY (error {code}) with stream"
+                st.error = GoAway(f"etcd at {where} sent {why} with stream"
                                   f" {st.sid} in flight: it may have been applied", last, code, True)
                 self._finish(st)
         return 0

@@ -37,8 +37,9 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "workers")]
 
 import _harness as h  # noqa: E402
-import build  # noqa: E402
 import raw_grpc_worker  # noqa: E402
+
+import build  # noqa: E402
 
 CLIENTS = ("floor", "native", "raw-grpcio", "etcdfast", "etcdfast-native", "ab")
 
@@ -101,11 +102,14 @@ def patched_client(args: argparse.Namespace, conn: Any) -> Any:
     import etcdfast_worker
 
     client = etcdfast_worker.client(args)
-    handles = client._executor._handles
     for method in (raw_grpc_worker.PUT, raw_grpc_worker.RANGE):
-        call = conn.call
-        handles[method] = (lambda m: lambda payload, timeout=None, metadata=None: call(m, payload, timeout))(method)
+        client._executor._handles[method] = _handle(conn.call, method)
     return client
+
+
+def _handle(call: Callable[..., bytes], method: str) -> Callable[..., bytes]:
+    """A grpc multicallable's signature (as the executor calls it) over ``call``."""
+    return lambda payload, timeout=None, metadata=None: call(method, payload, timeout)
 
 
 def run_threaded(name: str, items: List[h.Workload], threads: int) -> None:
@@ -115,34 +119,38 @@ def run_threaded(name: str, items: List[h.Workload], threads: int) -> None:
             w.setup()
         for i in range(w.warmup):
             w.op(i)
-        per = max(1, w.n // threads)
-        timers = [h.Timer() for _ in range(threads)]
-        lasts: List[Any] = [None] * threads
-        errors: List[BaseException] = []
-        gate = threading.Barrier(threads + 1)
+        _time_threaded(name, w, threads)
 
-        def loop(k: int) -> None:
-            gate.wait()
-            try:
-                for i in timers[k].steps(per):
-                    lasts[k] = w.op(i)
-            except BaseException as exc:  # reported below, the run fails
-                errors.append(exc)
 
-        pool = [threading.Thread(target=loop, args=(k,)) for k in range(threads)]
-        for t in pool:
-            t.start()
-        cpu0, wall0 = time.process_time(), time.perf_counter()
+def _time_threaded(name: str, w: h.Workload, threads: int) -> None:
+    per = max(1, w.n // threads)
+    timers = [h.Timer() for _ in range(threads)]
+    lasts: List[Any] = [None] * threads
+    errors: List[BaseException] = []
+    gate = threading.Barrier(threads + 1)
+
+    def loop(k: int) -> None:
         gate.wait()
-        for t in pool:
-            t.join(600)
-        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-        if errors:
-            raise errors[0]
-        total = h.Timer()
-        total.latencies = [x for t in timers for x in t.latencies]
-        total.n, total.wall, total.cpu = per * threads, wall, cpu
-        w.finish(name, total, lasts[0], threads=threads)
+        try:
+            for i in timers[k].steps(per):
+                lasts[k] = w.op(i)
+        except BaseException as exc:  # reported below, the run fails
+            errors.append(exc)
+
+    pool = [threading.Thread(target=loop, args=(k,)) for k in range(threads)]
+    for t in pool:
+        t.start()
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    gate.wait()
+    for t in pool:
+        t.join(600)
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    if errors:
+        raise errors[0]
+    total = h.Timer()
+    total.latencies = [x for t in timers for x in t.latencies]
+    total.n, total.wall, total.cpu = per * threads, wall, cpu
+    w.finish(name, total, lasts[0], threads=threads)
 
 
 def emit_stats(client: str, conn: Any) -> None:

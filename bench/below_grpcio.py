@@ -235,8 +235,8 @@ def main() -> int:
         print(text, file=sys.stderr, flush=True)
 
     started, load_start = time.monotonic(), loadavg()
-    where = build.build()
     h2 = build.load()
+    where = build.build()
     env = {**os.environ, "BENCH_H2_BUILD_DIR": str(where)}
     out: Dict[str, Any] = {"command": " ".join(sys.argv), "load_start": load_start}
     echo = subprocess.Popen([sys.executable, str(SPIKE / "worker.py"), "--serve-echo"],

@@ -52,6 +52,10 @@ def build() -> Path:
 
 def load() -> ModuleType:
     """The compiled ``_h2`` module (built first if needed)."""
+    try:
+        import hpack  # noqa: F401 - the module needs it; say so before building
+    except ImportError:
+        raise SystemExit("bench/h2spike needs the hpack package: pip install 'hpack>=4,<5'") from None
     where = str(build())
     if where not in sys.path:
         sys.path.insert(0, where)

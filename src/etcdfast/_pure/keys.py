@@ -94,7 +94,8 @@ _LAYOUT = {
 _MAX_DEPTH = 100
 
 
-def _read_varint(data: bytes, pos: int, max_bytes: int) -> Tuple[int, int]:
+def _read_varint(data: bytes, pos: int, max_bytes: int, what: str = "request") -> Tuple[int, int]:
+    """The varint at ``pos`` (at most ``max_bytes`` long) and the position after it."""
     result = shift = 0
     for _ in range(max_bytes):
         if pos >= len(data):
@@ -105,16 +106,25 @@ def _read_varint(data: bytes, pos: int, max_bytes: int) -> Tuple[int, int]:
         if byte < 0x80:
             return result, pos
         shift += 7
-    raise ProtocolError("malformed request: bad varint")
+    raise ProtocolError(f"malformed {what}: bad varint")
+
+
+_ONE_BYTE = [bytes((i,)) for i in range(128)]
 
 
 def _varint(value: int) -> bytes:
+    """Unsigned LEB128 of ``value`` (negative int64 as its 64-bit two's complement)."""
+    if 0 <= value < 0x80:
+        return _ONE_BYTE[value]
+    if value < 0:
+        value += 1 << 64
     out = bytearray()
-    while value >= 0x80:
+    while value > 0x7F:
         out.append((value & 0x7F) | 0x80)
         value >>= 7
     out.append(value)
     return bytes(out)
+
 
 
 def _len_field(field: int, data: bytes) -> bytes:

@@ -32,6 +32,7 @@ from ..types import (
     TxnResult,
     WatchResponse,
 )
+from .keys import _ONE_BYTE, _read_varint, _varint
 from .records import KeyValues, kv_record
 from .revision import _int64
 
@@ -56,25 +57,10 @@ __all__ = [
 OP_RANGE, OP_PUT, OP_DELETE, OP_TXN = 1, 2, 3, 4
 
 _INT32_MIN, _INT32_MAX = -(1 << 31), (1 << 31) - 1
-_ONE_BYTE = [bytes((i,)) for i in range(128)]
 _TxnRequest = _schema.message("etcdserverpb.TxnRequest")
 
 
 # -- encoding primitives ------------------------------------------------------
-
-
-def _varint(value: int) -> bytes:
-    """Unsigned LEB128 of ``value`` (negative int64 as its 64-bit two's complement)."""
-    if 0 <= value < 0x80:
-        return _ONE_BYTE[value]
-    if value < 0:
-        value += 1 << 64
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 def _int32(value: Any) -> int:
@@ -355,19 +341,6 @@ decode_compaction.__name__ = decode_compaction.__qualname__ = "decode_compaction
 #   * a field 2/3/4 of another wire type is skipped; a repeated one: last wins.
 
 
-def _snapshot_varint(data: bytes, pos: int) -> Tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= len(data) or shift > 63:
-            raise ProtocolError("malformed SnapshotResponse: bad varint")
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result, pos
-        shift += 7
-
-
 def decode_snapshot_chunk(data: bytes) -> SnapshotChunk:
     """Decode an ``etcdserverpb.SnapshotResponse`` without copying its blob."""
     if type(data) is not bytes:
@@ -378,14 +351,14 @@ def decode_snapshot_chunk(data: bytes) -> SnapshotChunk:
     version = ""
     pos, end = 0, len(data)
     while pos < end:
-        key, pos = _snapshot_varint(data, pos)
+        key, pos = _read_varint(data, pos, 10, "SnapshotResponse")
         field, wire_type = key >> 3, key & 7
         if wire_type == 0:
-            value, pos = _snapshot_varint(data, pos)
+            value, pos = _read_varint(data, pos, 10, "SnapshotResponse")
             if field == 2:
                 remaining = value
         elif wire_type == 2:
-            length, pos = _snapshot_varint(data, pos)
+            length, pos = _read_varint(data, pos, 10, "SnapshotResponse")
             if pos + length > end:
                 raise ProtocolError("malformed SnapshotResponse: truncated field")
             if field == 3:

@@ -12,20 +12,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Optional
 
+from .._pure.keys import _varint  # the codec's encoder (no protobuf: cheap to import)
+
 if TYPE_CHECKING:
     from ..types import KeyValue, ResponseHeader
 
 __all__ = ["encode_response"]
-
-
-def _varint(value: int) -> bytes:
-    value &= (1 << 64) - 1  # negative int64s are ten bytes, as in Go
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 def _int(field: int, value: int) -> bytes:

@@ -501,8 +501,16 @@ class ClientState:
         return self._pid != os.getpid()
 
     def _after_fork(self) -> None:
-        """In a forked child: refuse every call (never touch the parent's channel)."""
+        """In a forked child: refuse every call (never touch the parent's channel),
+        and end the watches waiting on a reader the child does not have."""
         self._closed = True
+        error = self._closed_error()
+        for stream in self._watch_streams():
+            stream._abandon(error)
+
+    def _watch_streams(self) -> List[Any]:
+        """The client's watch streams (each client class has its own)."""
+        return []
 
     def _grpc_timeout(self, seconds: float) -> Optional[float]:
         """A deadline as grpc takes it: None for no deadline."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Iterator, List, Optional, Type, TypeVar
+from typing import Any, Iterator, List, Optional, Type, TypeVar
 
 from .._core.endpoints import synced_endpoints
 from .._core.methods import sync_method, sync_unary
@@ -198,12 +198,8 @@ class Client(ClientState, KV):
                 stream.close()
         self._executor.close()
 
-    def _after_fork(self) -> None:
-        super()._after_fork()
-        error = self._closed_error()
-        for stream in (self._watch_stream, self._other_watch_stream):
-            if stream is not None:
-                stream._abandon(error)
+    def _watch_streams(self) -> "List[Any]":
+        return [s for s in (self._watch_stream, self._other_watch_stream) if s is not None]
 
     def __enter__(self) -> "Client":
         return self

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from typing import AsyncIterator, List, Optional, Type, TypeVar
+from typing import Any, AsyncIterator, List, Optional, Type, TypeVar
 
 from .._core.endpoints import synced_endpoints
 from .._core.methods import async_method, async_unary, sync_method
@@ -203,12 +203,8 @@ class AsyncClient(ClientState, AsyncKV):
             await asyncio.gather(*self._callback_tasks, return_exceptions=True)
         await self._executor.close()
 
-    def _after_fork(self) -> None:
-        super()._after_fork()
-        error = self._closed_error()
-        for stream in (self._watch_stream, self._other_watch_stream):
-            if stream is not None:
-                stream._abandon(error)
+    def _watch_streams(self) -> "List[Any]":
+        return [s for s in (self._watch_stream, self._other_watch_stream) if s is not None]
 
     async def __aenter__(self) -> "AsyncClient":
         return self

@@ -65,3 +65,16 @@ def test_check_refusals_match_etcdctl(server, verb):
         ctl, fast = (run(binary, server.endpoint, *args) for binary in ([ETCDCTL34], FAST))
         assert (fast.returncode, fast.stdout) == (ctl.returncode, ctl.stdout), (args, ctl, fast)
         assert fast.stderr.strip().splitlines()[-1] == ctl.stderr.strip().splitlines()[-1], (args, ctl, fast)
+
+
+def test_compaction_zero_is_what_etcd_makes_of_it():
+    # etcd accepts revision 0 (nothing to discard) once; after that it is compacted.
+    outs = []
+    for binary in ([ETCDCTL34], FAST):
+        with EtcdServer(name="compact0") as fresh:
+            first = run(binary, fresh.endpoint, "compaction", "0")
+            second = run(binary, fresh.endpoint, "compaction", "0")
+        outs.append((first.returncode, first.stdout, second.returncode, second.stdout,
+                     second.stderr.strip().splitlines()[-1]))
+    assert outs[0] == outs[1] == (0, "compacted revision 0\n", 1, "",
+                                  "Error: etcdserver: mvcc: required revision has been compacted")

@@ -14,7 +14,6 @@ from typing import Optional, Protocol, Tuple, Union
 
 from .. import _codec
 from ..errors import (
-    InvalidArgumentError,
     InvalidSortOptionError,
     LeaseProvidedError,
     ValueProvidedError,
@@ -205,8 +204,9 @@ def compact(
     revision: int, *, physical: bool = False, timeout: Optional[float] = None
 ) -> Request[CompactResult]:
     """Discard history before ``revision``; ``physical=True`` waits until the
-    space is reclaimed on disk."""
-    if non_negative("revision", revision) == 0:
-        raise InvalidArgumentError("compact revision must be > 0")
+    space is reclaimed on disk. Revision 0 discards nothing (etcd accepts it,
+    as ``etcdctl compaction 0`` shows); one at or below the last compaction
+    raises CompactedError."""
+    non_negative("revision", revision)
     payload = _codec.wire.encode_compaction(revision, physical)
     return Request(COMPACT, payload, _codec.wire.decode_compaction, timeout=check_timeout(timeout))

@@ -341,7 +341,7 @@ def test_etcd_works_through_the_proxy_and_every_fault_is_felt(server):
             client.get("/px/k", timeout=1)
         assert time.monotonic() - started < 1.5
         proxy.pass_through()
-        assert eventually(lambda: client.get_value("/px/k", timeout=1)) == b"v"
+        assert eventually(lambda: client.get_value("/px/k", timeout=1), timeout=30) == b"v"
 
         proxy.reset()  # every connection refused with RST: a fast, clear failure
         started = time.monotonic()
@@ -349,7 +349,7 @@ def test_etcd_works_through_the_proxy_and_every_fault_is_felt(server):
             client.get("/px/k", timeout=3)
         assert time.monotonic() - started < 3.5
         proxy.pass_through()
-        assert eventually(lambda: client.get_value("/px/k", timeout=1)) == b"v"
+        assert eventually(lambda: client.get_value("/px/k", timeout=1), timeout=30) == b"v"
 
         proxy.delay(0.2)
         started = time.monotonic()

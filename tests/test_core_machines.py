@@ -774,7 +774,7 @@ class TestWatchHub:
         hub.handle(answer(0, 20, canceled=canceled, compact_revision=9))
         [error] = c.errors()
         assert type(error) is CompactedError and error.compact_revision == 9
-        assert "revision 3 has been compacted" in str(error)
+        assert str(error).startswith('watch on "k" cannot continue: revision 3 has been compacted')
         assert w.cursor.compact_revision == 9 and len(hub) == 0
 
     def test_connect_recreates_live_watches_and_drops_cancelled_ones(self) -> None:
@@ -1561,3 +1561,11 @@ def test_unary_methods_build_the_request_from_the_callers_arguments() -> None:
     with pytest.raises(InvalidArgumentError):  # checked before any call
         etcdfast.Client.get(fake, "a", limit=-1)
     assert len(fake.requests) == 1
+
+
+
+def test_error_messages_show_text_keys_as_text():
+    from etcdfast.errors import show_key
+
+    assert show_key(b"/w/1") == '"/w/1"'
+    assert show_key(b"\x00k") == "b'\\x00k'" and show_key(b"\xff") == "b'\\xff'"

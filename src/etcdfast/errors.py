@@ -99,6 +99,7 @@ __all__ = [
     "StaleReadError",
     "ForkedClientError",
     "from_rpc_error",
+    "show_key",
 ]
 
 
@@ -464,6 +465,16 @@ class ForkedClientError(ClientClosedError):
     """The client was made in another process: gRPC's channels and the client's
     threads do not survive ``os.fork()``. Make a new client in the child
     (the parent's client is unaffected)."""
+
+
+def show_key(key: bytes) -> str:
+    """A key for an error message: as text in quotes when it is printable UTF-8
+    (``"/jobs/1"``), else as Python writes bytes (``b'\\x00k'``)."""
+    try:
+        text = key.decode()
+    except UnicodeDecodeError:
+        return repr(key)
+    return f'"{text}"' if text.isprintable() else repr(key)
 
 
 # -- availability

@@ -25,7 +25,7 @@ from ..api.kv import KeyLike
 from ..api.plan import CloseWatch, NextEvents, OpenWatch, Plan, Steps
 from ..api.request import Request
 from ..api.txn import TXN, Compare, Comparison, Op, txn
-from ..errors import EmptyKeyError, EtcdError, LeaseExpiredError
+from ..errors import EmptyKeyError, EtcdError, LeaseExpiredError, show_key
 from ..types import EventType, ResponseHeader, TxnResult
 from .handles import OnSession
 
@@ -113,7 +113,7 @@ def wait_turn(prefix: bytes, key: bytes, revision: int) -> "Steps[ResponseHeader
 
 
 def _lost(key: bytes) -> LeaseExpiredError:
-    return LeaseExpiredError(f"the session's lease was lost while waiting ({key!r} is gone)")
+    return LeaseExpiredError(f"the session's lease was lost while waiting ({show_key(key)} is gone)")
 
 
 class MutexState(OnSession):

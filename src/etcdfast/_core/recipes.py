@@ -18,7 +18,7 @@ from ..api import kv
 from ..api.kv import KeyLike
 from ..api.plan import Plan, Steps, prefix_end, wait_events
 from ..api.txn import Compare, Op, txn
-from ..errors import EtcdError, RecipeKeyExistsError, TooManyClientsError
+from ..errors import EtcdError, RecipeKeyExistsError, TooManyClientsError, show_key
 from ..types import Event, EventType, GetResult, KeyValue, TxnResult
 from .handles import OnClient, OnSession
 from .mutex import lock_prefix
@@ -33,7 +33,7 @@ def _put_new(key: bytes, value: bytes, lease: int = 0) -> "Steps[int]":
     result: TxnResult = yield txn(compare=[Compare.version(key) == 0],
                                   success=[Op.put(key, value, lease=lease)])
     if not result.succeeded:
-        raise RecipeKeyExistsError(f"{key!r} exists already")
+        raise RecipeKeyExistsError(f"{show_key(key)} exists already")
     return result.header.revision
 
 
@@ -173,7 +173,8 @@ class DoubleBarrierState(OnSession):
             self.mine = yield from _put_unique(self._waiters, b"", self._lease, sent)
             waiting = yield kv.get(self._waiters, prefix=True)
             if len(waiting.kvs) > self.count:
-                raise TooManyClientsError(f"more than {self.count} processes at the barrier {self.key!r}")
+                raise TooManyClientsError(
+                    f"more than {self.count} processes at the barrier {show_key(self.key)}")
             if len(waiting.kvs) == self.count:
                 yield kv.put(self._ready, b"")
                 return

@@ -36,6 +36,7 @@ from ..errors import (
     Timeout,
     Unavailable,
     classify,
+    show_key,
 )
 from ..types import Event, Progress, WatchResponse
 from .backoff import Backoff
@@ -310,7 +311,7 @@ class WatchHub:
         elif response.compact_revision:
             state.cursor.compacted(response.compact_revision)
             state.finish(CompactedError(
-                f"watch on {state.spec.key!r} cannot continue: revision "
+                f"watch on {show_key(state.spec.key)} cannot continue: revision "
                 f"{state.cursor.next_revision or state.spec.start_revision} has been compacted",
                 compact_revision=response.compact_revision,
             ))

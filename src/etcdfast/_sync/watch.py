@@ -25,7 +25,7 @@ from .._core.methods import Concatenate, P, bind_signature
 from .._core.observe import StreamSession
 from .._core.watch_hub import ItemT, WatchHandle, WatchHub, WatchItem
 from ..api.watch import WatchSpec
-from ..errors import CancelledError, ClientClosedError, EtcdError, Timeout
+from ..errors import CancelledError, ClientClosedError, EtcdError, Timeout, show_key
 from ..types import Progress, WatchResponse
 from .executor import stop_stream
 
@@ -208,7 +208,7 @@ class WatchStream:
             # Cancelled, not forgotten: the hub keeps the create in line
             # until the server answers it, then cancels it there.
             self.cancel(handle)
-            raise Timeout(f"watch on {spec.key!r} not created within {timeout} s")
+            raise Timeout(f"watch on {show_key(spec.key)} not created within {timeout} s")
         if handle._created_error():
             handle._next(0)  # creation failed: raise its error here
         return handle

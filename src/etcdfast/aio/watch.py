@@ -12,7 +12,7 @@ from .._core.methods import Concatenate, P, bind_signature
 from .._core.observe import StreamSession
 from .._core.watch_hub import ItemT, WatchHandle, WatchHub, WatchItem
 from ..api.watch import WatchSpec
-from ..errors import ClientClosedError, EtcdError, Timeout
+from ..errors import ClientClosedError, EtcdError, Timeout, show_key
 from ..types import Progress, WatchResponse
 from .executor import RACED_REOPENS, raced_stream_end, stop_stream
 
@@ -140,7 +140,7 @@ class AsyncWatchStream:
         except asyncio.TimeoutError:
             # Cancelled, not forgotten: see WatchHub.cancel.
             self.cancel(handle)
-            raise Timeout(f"watch on {spec.key!r} not created within {timeout} s") from None
+            raise Timeout(f"watch on {show_key(spec.key)} not created within {timeout} s") from None
         if handle._created_error():
             await handle._next(0)  # creation failed: raise its error here
         return handle

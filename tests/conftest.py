@@ -99,6 +99,25 @@ def twin(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Sim
     return chosen
 
 
+@pytest.fixture(autouse=True)
+def _session_server_watchdog(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail the test during which the session's etcd died, with etcd's exit code
+    and the end of its log, then start it again on the same ports and data:
+    one error that says why, not hundreds of "connection refused" after it."""
+    yield
+    if "etcd_server" not in request.fixturenames:
+        return
+    server = request.getfixturevalue("etcd_server")
+    if server.running:
+        return
+    process = server._process
+    pid, code = (None, None) if process is None else (process.pid, process.returncode)
+    tail = server.log_tail(60)
+    server.restart()
+    pytest.fail(f"the session's etcd (pid {pid}) ended during this test, exit code {code}; "
+                f"restarted. Its log ended with:\n{tail}", pytrace=False)
+
+
 @pytest.fixture()
 def client(etcd_server: "EtcdServer", twin: SimpleNamespace) -> Iterator[etcdfast.Client]:
     """A sync client on the session's etcd server, once per twin."""

@@ -560,16 +560,19 @@ def test_mutex_waiters_are_served_in_order(kind, etcd_endpoint, etcd_prefix):
         served = []
         holder = mutexes[0]
         for _ in range(3):
+            # Chosen before the unlock: the next waiter may be served before
+            # the unlock's own answer is back (a race of two responses).
+            candidates = [w for w in waiting if not w.done()]
             await k(holder.unlock())
-            done, _pending = await asyncio.wait(
-                [w for w in waiting if not w.done()], timeout=WAIT, return_when=asyncio.FIRST_COMPLETED)
+            done, _pending = await asyncio.wait(candidates, timeout=WAIT, return_when=asyncio.FIRST_COMPLETED)
+            await k.settle()
+            done = {w for w in candidates if w.done()}
             assert len(done) == 1, "unlocking let more than one waiter through (or none)"
             index = waiting.index(done.pop())
             waiting[index].result()
             served.append(index + 1)
             holder = mutexes[index + 1]
             assert holder.locked
-            await k.settle()
             assert sum(w.done() for w in waiting) == len(served)  # the others still wait
         assert served == [1, 2, 3]
         await k(holder.unlock())

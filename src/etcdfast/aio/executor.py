@@ -360,8 +360,14 @@ class AsyncExecutor:
         task.add_done_callback(self._retiring.discard)
 
     async def close(self) -> None:
+        # Every reference to a channel goes here, handles included: grpc.aio
+        # stays bound to this event loop while any channel object lives, and a
+        # completion its core delivers after this loop closed then stops
+        # grpc's shared event drain, delaying another loop's events until its
+        # next completion (lost wake-ups in a later ``asyncio.run``).
         channel, self._channel = self._channel, None
         pinned, self._pinned = list(self._pinned.values()), {}
+        self._handles, self._pinned_handles = {}, {}
         for each in ([channel] if channel is not None else []) + pinned:
             await each.close()
         close_tunnels(self._tunnels)

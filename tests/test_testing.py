@@ -194,6 +194,29 @@ def test_cli_embedded_server_does_not_import_testing():
     assert [m for m in found if m.startswith("etcdfast.testing")] == []
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork() is POSIX-only")
+def test_a_forked_child_exiting_leaves_its_parents_servers_alone(tmp_path):
+    # The child exits through sys.exit, so the exit hooks run in it: they must
+    # neither kill the parent's server and cluster nor delete their data.
+    found = _fresh(f"""
+        import os
+        from etcdfast.testing import EtcdCluster, EtcdServer
+        server = EtcdServer().start()
+        cluster = EtcdCluster(1, data_root={str(tmp_path / "cluster")!r}).start()
+        pid = os.fork()
+        if pid == 0:
+            sys.exit(0)
+        _, status = os.waitpid(pid, 0)
+        alive = [server.healthy(timeout=5), cluster.members[0].healthy(timeout=5)]
+        dirs = [os.path.isdir(server.data_dir), os.path.isdir(cluster.members[0].data_dir)]
+        pids = [server.pid, cluster.members[0].pid]
+        print(json.dumps({{"status": status, "alive": alive, "dirs": dirs, "pids": pids}}))
+    """)
+    assert found["status"] == 0
+    assert found["alive"] == [True, True] and found["dirs"] == [True, True]
+    assert not any(_alive(pid) for pid in found["pids"])  # the parent's own exit did stop them
+
+
 def test_exit_hooks_are_registered_by_the_first_start_not_by_imports(tmp_path):
     # atexit.register is replaced before anything of etcdfast is imported, so
     # every registration is seen, decorator or call. Then a server and a

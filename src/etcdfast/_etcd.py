@@ -181,8 +181,12 @@ _P = TypeVar("_P", bound="EtcdProcess")
 
 
 def _kill_leftovers() -> None:
+    # Only in the process that started them: a child made by os.fork() that
+    # exits normally runs this hook too, and must neither kill its parent's
+    # servers nor delete their data directories under them.
     for process in list(_LIVE):
-        process.close()
+        if process._started_by == os.getpid():
+            process.close()
 
 
 def register_exit_hook() -> None:
@@ -243,6 +247,8 @@ class EtcdProcess:
             else os.path.join(self._own_dir or tempfile.gettempdir(), f"{name}-{uuid.uuid4().hex[:8]}.log")
         )
         self._process: subprocess.Popen[bytes] | None = None
+        #: The PID of the process that started etcd (see _kill_leftovers).
+        self._started_by = os.getpid()
         self._log: IO[bytes] | None = None
         self._version: tuple[int, int, int] | None = None
         self._lock = threading.Lock()
@@ -343,6 +349,7 @@ class EtcdProcess:
         # The server must not inherit client settings meant for etcdctl.
         for var in [v for v in env if v.startswith("ETCDCTL_")]:
             del env[var]
+        self._started_by = os.getpid()
         self._process = subprocess.Popen(
             self.command(), stdout=self._log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, env=env,

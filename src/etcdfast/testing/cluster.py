@@ -31,7 +31,8 @@ _exit_hook_registered = False
 
 def _close_leftover_clusters() -> None:
     for cluster in list(_LIVE_CLUSTERS):
-        cluster.close()
+        if cluster._started_by == os.getpid():  # not in a forked child (see _etcd._kill_leftovers)
+            cluster.close()
 
 
 def _register_exit_hook() -> None:
@@ -182,6 +183,7 @@ class EtcdCluster:
         if self._closed:
             raise RuntimeError("the cluster is closed")
         _register_exit_hook()
+        self._started_by = os.getpid()
         _LIVE_CLUSTERS.add(self)
         attempts = 3
         for attempt in range(attempts):

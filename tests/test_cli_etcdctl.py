@@ -270,7 +270,8 @@ def test_member_endpoint_alarm_defrag_snapshot(server, tmp_path):
         # Healthy lines go to stdout as with etcdctl 3.5 (3.4 wrote them to stderr).
         # The time each check took varies, and with it the table's column widths.
         took = [(rb"[0-9.]+(ns|\xc2\xb5s|ms|s) ", b"X "), (rb"-+", b"-"), (rb" +", b" ")]
-        compare(ep, "endpoint", "health", "-w", fmt, mirror=False, volatile=took if fmt == "table" else took[:1],
+        compare(ep, "endpoint", "health", "-w", fmt, mirror=False,
+                volatile=took if fmt == "table" else took[:1],
                 ctl=ETCDCTL35 if fmt == "simple" and os.access(ETCDCTL35, os.X_OK) else ETCDCTL)
         compare(ep, "endpoint", "status", "-w", fmt, mirror=False,
                 volatile=[(rb'"(raftIndex|raftAppliedIndex|dbSize|dbSizeInUse)":\d+', b'"X":N'),

@@ -151,7 +151,8 @@ print(json.dumps(result))
 REFUSED = {name: "ForkedClientError" for name in ("get", "put", "watch", "new_watch", "watch_error")}
 
 
-def run_parent(script: str, endpoint: str, key: bytes, env: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+def run_parent(script: str, endpoint: str, key: bytes,
+               env: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
     done = subprocess.run([sys.executable, "-c", script, endpoint, key.decode()], capture_output=True,
                           text=True, timeout=PARENT_S, env={**os.environ, **(env or {})})
     assert done.returncode == 0, done.stderr

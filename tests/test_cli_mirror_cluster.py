@@ -94,7 +94,7 @@ def test_make_mirror_copies_what_etcdctl_copies(servers, flags, src_prefix, dest
         finally:
             results = [stop(p) for p in procs]
     (ctl_code, _, _), (fast_code, _, fast_err) = results
-    assert fast_code == 130  # interrupted (etcdctl dies of the signal)
+    assert fast_code == 130, fast_err  # interrupted (etcdctl dies of the signal)
     assert "resume with --rev " in fast_err
 
 

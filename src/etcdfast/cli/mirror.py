@@ -16,6 +16,7 @@ copied up to: ``--rev REV`` resumes after it without a gap or a repeat.
 
 from __future__ import annotations
 
+import signal
 import threading
 from typing import Any, Dict, Optional
 
@@ -92,12 +93,30 @@ def run_make_mirror(ctx: Context, args: Args) -> int:
             ctx.stdout.write(f"{copied[0]}\n")
             ctx.stdout.flush()
 
+    interrupted = [False]
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        # Once the base is in, Ctrl-C only asks the copy to stop: it ends
+        # between two revisions, its watch and clients close in order, and the
+        # revision printed resumes exactly. A KeyboardInterrupt raised at any
+        # bytecode could land inside the watch's own bookkeeping instead.
+        # During the base (nothing to resume yet) and at a second Ctrl-C it is
+        # a KeyboardInterrupt as usual.
+        if interrupted[0] or not syncer.revision:
+            raise KeyboardInterrupt
+        interrupted[0] = True
+        stop.set()
+
     ticker = threading.Thread(target=print_totals, name="etcdfast-mirror-total", daemon=True)
     ticker.start()
     code, problem = EXIT_OK, ""
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_sigint) if in_main else None
     try:
         syncer.copy_to(dest, dest_prefix=dest_prefix, max_txn_ops=args.max_txn_ops,
                        progress=progress, stop=stop)
+        if interrupted[0]:
+            code = EXIT_INTERRUPTED
     except KeyboardInterrupt:
         code = EXIT_INTERRUPTED
     except CompactedError as exc:
@@ -105,6 +124,8 @@ def run_make_mirror(ctx: Context, args: Args) -> int:
     except EtcdError as exc:
         code, problem = EXIT_ERROR, str(exc)
     finally:
+        if in_main:
+            signal.signal(signal.SIGINT, previous)
         stop.set()
         bar.close()
         dest.close()

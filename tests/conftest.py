@@ -110,8 +110,7 @@ def _session_server_watchdog(request: pytest.FixtureRequest) -> Iterator[None]:
     server = request.getfixturevalue("etcd_server")
     if server.running:
         return
-    process = server._process
-    pid, code = (None, None) if process is None else (process.pid, process.returncode)
+    pid, code = server.pid, server._process.returncode if server._process is not None else None
     tail = server.log_tail(60)
     server.restart()
     pytest.fail(f"the session's etcd (pid {pid}) ended during this test, exit code {code}; "

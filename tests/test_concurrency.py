@@ -564,7 +564,7 @@ def test_mutex_waiters_are_served_in_order(kind, etcd_endpoint, etcd_prefix):
             # the unlock's own answer is back (a race of two responses).
             candidates = [w for w in waiting if not w.done()]
             await k(holder.unlock())
-            done, _pending = await asyncio.wait(candidates, timeout=WAIT, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(candidates, timeout=WAIT, return_when=asyncio.FIRST_COMPLETED)
             await k.settle()
             done = {w for w in candidates if w.done()}
             assert len(done) == 1, "unlocking let more than one waiter through (or none)"

@@ -248,7 +248,7 @@ class EtcdProcess:
         )
         self._process: subprocess.Popen[bytes] | None = None
         #: The PID of the process that started etcd (see _kill_leftovers).
-        self._started_by = os.getpid()
+        self._started_by: int | None = None
         self._log: IO[bytes] | None = None
         self._version: tuple[int, int, int] | None = None
         self._lock = threading.Lock()

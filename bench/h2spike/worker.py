@@ -46,7 +46,9 @@ CLIENTS = ("floor", "native", "raw-grpcio", "etcdfast", "etcdfast-native", "ab")
 
 def extend(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--client", required=True, choices=CLIENTS)
-    parser.add_argument("--threads", type=int, default=1, help="threads sharing one connection")
+    # The harness owns --threads (its threads workload); here it also says how
+    # many threads share one connection, and a lone spike worker runs on one.
+    parser.set_defaults(threads=1)
     parser.add_argument("--echo", help="host:port of the echo server (floor)")
     parser.add_argument("--floor-bytes", type=int, default=120)
     parser.add_argument("--ack-pings-now", action="store_true",

@@ -655,6 +655,27 @@ def test_exit_codes_in_a_subprocess(etcd_server):
     assert (ok.returncode, ok.stdout, ok.stderr) == (0, b"OK\n", b"")
 
 
+def test_the_console_entry_point_exits_with_main_s_code_after_freezing_the_heap():
+    """``etcdfast`` (the console script) and ``python -m etcdfast`` run
+    ``console_main``: main's exit code, atexit hooks still run, and the
+    objects alive at exit moved out of the teardown's collections."""
+    from importlib.metadata import entry_points
+
+    (script,) = entry_points(group="console_scripts", name="etcdfast")
+    assert script.value == "etcdfast.cli:console_main"
+    probe = (
+        "import atexit, gc, sys\n"
+        "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 0, flush=True))\n"
+        "sys.argv = ['etcdfast', 'get']\n"
+        "from etcdfast.__main__ import console_main\n"
+        "console_main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=60, env=_env())
+    assert done.returncode == 128, done.stderr  # `get` without a key: etcdctl's ExitBadArgs
+    assert done.stdout == "frozen True\n"
+
+
 def test_endpoints_and_timeouts_from_the_environment(etcd_server, monkeypatch, capsys):
     monkeypatch.setenv("ETCDCTL_ENDPOINTS", etcd_server.endpoint)
     monkeypatch.setenv("ETCDCTL_COMMAND_TIMEOUT", "3s")

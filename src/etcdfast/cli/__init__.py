@@ -30,7 +30,7 @@ from ._flags import ArgCountError, Command, ParseError, parse
 if TYPE_CHECKING:
     from ._context import Context
 
-__all__ = ["main", "build_root", "VERBS"]
+__all__ = ["main", "console_main", "build_root", "VERBS"]
 
 #: Every top-level verb: the module that registers it and its one-line help.
 #: The help is listed by ``etcdfast --help`` without importing any module.
@@ -152,6 +152,25 @@ def main(
         _write(out, cmd.help_text("etcdfast"))
         return 0
     return _run(cmd, args, out=stdout, err=err, stdin=stdin)
+
+
+def console_main() -> None:
+    """The ``etcdfast`` console script and ``python -m etcdfast``: :func:`main`, then exit.
+
+    A command-line process ends with the interpreter's teardown, whose
+    garbage collections walk every object still alive -- grpc's, asyncio's,
+    ours: ~35 ms of an authenticated 0.25 s ``etcdfast put`` on a 2-core
+    machine, more than the call itself. Nothing the process leaves behind
+    needs the cycle collector any more, so everything moves to the permanent
+    generation first; atexit hooks, flushing and reference-counted
+    finalizers still run as usual. (Scripts that run etcdfast once per key,
+    as etcd's own e2e suite does, pay that teardown every time.)
+    """
+    code = main()
+    import gc
+
+    gc.freeze()
+    sys.exit(code)
 
 
 def _run(cmd: Command, args: object, *, out: Optional[TextIO], err: TextIO, stdin: Optional[TextIO]) -> int:

@@ -19,7 +19,7 @@ from etcdfast import ProtocolError, _codec, _schema
 
 DECODERS = [
     "decode_range", "decode_put", "decode_delete", "decode_txn", "decode_txn_revision",
-    "decode_compaction", "decode_snapshot_chunk",
+    "decode_compaction", "decode_authenticate", "decode_snapshot_chunk",
 ]
 
 
@@ -131,8 +131,9 @@ def _valid_samples():
     chunk = _schema.message("etcdserverpb.SnapshotResponse")(
         header={"revision": 4}, remaining_bytes=300, blob=b"snapshot bytes"
     )
+    login = pb("AuthenticateResponse")(header={"revision": 6, "member_id": 9}, token="tok\u00e9n.27")
     version = b"\x22\x053.6.0"  # etcd 3.6's SnapshotResponse.version
-    samples = [m.SerializeToString() for m in (rng, put, txn, bulk, deep, chunk)]
+    samples = [m.SerializeToString() for m in (rng, put, txn, bulk, deep, login, chunk)]
     return samples + [samples[-1] + version + b"\x49" + b"\x00" * 8 + b"\x5d\x00\x00\x00\x00"]
 
 

@@ -307,6 +307,53 @@ def test_decode_compaction(codec):
     assert same(codec.wire.decode_compaction(data), CompactResult(ResponseHeader(0, 0, 42, 0)))
 
 
+@settings(max_examples=200, deadline=None)
+@given(name=st.text(max_size=200), password=st.text(max_size=200))
+def test_encode_authenticate_matches_protobuf(codec, name, password):
+    if any("\ud800" <= c <= "\udfff" for c in name + password):
+        with pytest.raises(ValueError, match="not valid UTF-8"):
+            codec.wire.encode_authenticate(name, password)
+        return
+    ours = codec.wire.encode_authenticate(name, password)
+    assert ours == pb("AuthenticateRequest")(name=name, password=password).SerializeToString()
+
+
+def test_encode_authenticate_refuses_what_protobuf_cannot_send_without_quoting_it(codec):
+    with pytest.raises(TypeError, match="password must be a str, not bytes"):
+        codec.wire.encode_authenticate("root", b"secret")
+    with pytest.raises(ValueError) as caught:
+        codec.wire.encode_authenticate("root", "s\ud800cret")
+    assert "cret" not in str(caught.value) and caught.value.__cause__ is None
+    assert caught.value.__suppress_context__
+
+
+@settings(max_examples=150, deadline=None)
+@given(token=st.text(max_size=300), revision=REV, extra=st.binary(max_size=20))
+def test_decode_authenticate_matches_protobuf(codec, token, revision, extra):
+    message = pb("AuthenticateResponse")(header={"revision": revision}, token=token)
+    tracker = codec.revision.RevisionTracker()
+    assert codec.wire.decode_authenticate(message.SerializeToString(), tracker) == token
+    assert tracker.last == max(revision, 0)
+    # Repeated: the last token wins; an unknown field is skipped.
+    again = message.SerializeToString() + b"\x12" + varint(len(extra)) + extra
+    try:
+        expected = pb("AuthenticateResponse").FromString(again).token
+    except Exception:  # the extra bytes are no UTF-8 text: both refuse them
+        with pytest.raises(ProtocolError):
+            codec.wire.decode_authenticate(again)
+    else:
+        assert codec.wire.decode_authenticate(again + b"\x18\x05") == expected
+
+
+def test_decode_authenticate_refuses_bad_utf8_in_any_occurrence(codec):
+    bad = b"\x12\x02\xff\xfe"
+    good = b"\x12\x02ok"
+    for data in (bad, bad + good, good + bad, b"\x12\x03\xed\xa0\x80"):  # the last: a surrogate
+        with pytest.raises(ProtocolError):
+            codec.wire.decode_authenticate(data)
+    assert codec.wire.decode_authenticate(b"") == ""
+
+
 def test_decode_empty_messages_give_defaults(codec):
     assert same(codec.wire.decode_range(b""), GetResult(ResponseHeader(0, 0, 0, 0), [], False, 0))
     assert same(codec.wire.decode_put(b""), PutResult(ResponseHeader(0, 0, 0, 0), None))

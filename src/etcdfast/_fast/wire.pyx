@@ -20,7 +20,7 @@ from libc.string cimport memcpy, memset
 
 from .buffer cimport (
     WT_I32, WT_I64, WT_LEN, WT_VARINT, as_int32, as_int64, cptr, int_field_size, len_field_size,
-    read_tag, read_varint, skip_field, varint_size, write_flag, write_int_field, write_len_field,
+    read_len, read_tag, read_varint, skip_field, varint_size, write_flag, write_int_field, write_len_field,
     write_varint,
 )
 from .messages cimport KV, Header, enter, parse_header, parse_kv
@@ -37,10 +37,10 @@ from ..types import (
 )
 
 __all__ = [
-    "encode_range", "encode_put", "encode_delete", "encode_compaction", "encode_compare",
-    "encode_txn", "encode_put_txn",
+    "encode_range", "encode_put", "encode_delete", "encode_compaction", "encode_authenticate",
+    "encode_compare", "encode_txn", "encode_put_txn",
     "decode_range", "decode_put", "decode_delete", "decode_txn", "decode_txn_revision",
-    "decode_compaction", "decode_snapshot_chunk",
+    "decode_compaction", "decode_authenticate", "decode_snapshot_chunk",
 ]
 
 # RequestOp oneof field numbers double as op kinds everywhere in the codec.
@@ -162,6 +162,30 @@ def encode_compaction(revision, bint physical):
     cdef bytes out = new_bytes(size, &start)
     cdef unsigned char* p = write_int_field(start, 0x08, c_revision)
     p = write_flag(p, 0x10, physical)
+    check_size(p, start, size)
+    return out
+
+
+cdef bytes _utf8(object value, str what):
+    # As the pure twin: a str, never quoted back (it may be a password).
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a str, not {type(value).__name__}")
+    try:
+        return (<str>value).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{what} is not valid UTF-8 text (it holds a lone surrogate)") from None
+
+
+def encode_authenticate(name, password):
+    """Encode an ``etcdserverpb.AuthenticateRequest`` (a login: the token
+    comes back in the response; see :func:`decode_authenticate`)."""
+    cdef bytes c_name = _utf8(name, "user name")
+    cdef bytes c_password = _utf8(password, "password")
+    cdef Py_ssize_t size = opt_len_size(c_name) + opt_len_size(c_password)
+    cdef unsigned char* start
+    cdef bytes out = new_bytes(size, &start)
+    cdef unsigned char* p = write_opt_len(start, 0x0a, c_name)
+    p = write_opt_len(p, 0x12, c_password)
     check_size(p, start, size)
     return out
 
@@ -482,6 +506,39 @@ cdef class _Compaction(_Message):
         return rec
 
 
+cdef class _Authenticate(_Message):
+    cdef str token
+
+    cdef cptr parse(self, cptr p, cptr end, int depth) except NULL:
+        cdef uint32_t field, wt
+        cdef cptr sub_end
+        self.token = ""
+        while p < end:
+            p = read_tag(p, end, &field, &wt)
+            if p == NULL:
+                malformed("AuthenticateResponse")
+            if wt == WT_LEN and field == 1:
+                p = self.parse_header(p, end, depth)
+            elif wt == WT_LEN and field == 2:
+                p = read_len(p, end, &sub_end)
+                if p == NULL:
+                    malformed("AuthenticateResponse")
+                # upb checks every occurrence of a proto3 string, the last one wins.
+                try:
+                    self.token = PyUnicode_DecodeUTF8(<const char*>p, sub_end - p, NULL)
+                except UnicodeDecodeError:
+                    malformed("AuthenticateResponse")
+                p = sub_end
+            else:
+                p = skip_field(p, end, field, wt, depth)
+                if p == NULL:
+                    malformed("AuthenticateResponse")
+        return p
+
+    cdef object finish(self):
+        return self.token
+
+
 cdef _Message _new_op_message(uint32_t kind, bytes data):
     cdef _Message message
     if kind == KIND_RANGE:
@@ -604,6 +661,11 @@ def decode_txn(bytes data, tracker=None):
 def decode_compaction(bytes data, tracker=None):
     """Decode an ``etcdserverpb.CompactionResponse``; feed its revision to ``tracker``."""
     return _decode(_Compaction(), data, tracker)
+
+
+def decode_authenticate(bytes data, tracker=None):
+    """The token of an ``etcdserverpb.AuthenticateResponse``; feed its revision to ``tracker``."""
+    return _decode(_Authenticate(), data, tracker)
 
 
 # -- TxnResponse revision -----------------------------------------------------

@@ -41,6 +41,7 @@ __all__ = [
     "encode_put",
     "encode_delete",
     "encode_compaction",
+    "encode_authenticate",
     "encode_compare",
     "encode_txn",
     "encode_put_txn",
@@ -50,6 +51,7 @@ __all__ = [
     "decode_txn",
     "decode_txn_revision",
     "decode_compaction",
+    "decode_authenticate",
     "decode_snapshot_chunk",
 ]
 
@@ -86,6 +88,18 @@ def _int_field(tag: bytes, value: int) -> bytes:
 
 def _flag(tag: bytes, value: object) -> bytes:
     return tag + b"\x01" if value else b""
+
+
+def _utf8(value: Any, what: str) -> bytes:
+    # A proto3 string: text that encodes to UTF-8. The error never quotes the
+    # value (it may be a password); ``from None`` drops the UnicodeEncodeError,
+    # which would carry the whole string.
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a str, not {type(value).__name__}")
+    try:
+        return value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{what} is not valid UTF-8 text (it holds a lone surrogate)") from None
 
 
 # -- requests -----------------------------------------------------------------
@@ -172,6 +186,15 @@ def encode_compaction(revision: int, physical: bool) -> bytes:
 # Compare.target -> tag of its target_union member (version, create, mod, value, lease).
 _COMPARE_OPERAND_TAGS = (b"\x20", b"\x28", b"\x30", b"\x3a", b"\x40")
 _COMPARE_VALUE = 3
+
+
+def encode_authenticate(name: str, password: str) -> bytes:
+    """Encode an ``etcdserverpb.AuthenticateRequest`` (a login: the token
+    comes back in the response; see :func:`decode_authenticate`)."""
+    # Empty strings are proto3 defaults: left out, as protobuf leaves them.
+    name_bytes, password_bytes = _utf8(name, "user name"), _utf8(password, "password")
+    return (_len_field(b"\x0a", name_bytes) if name_bytes else b"") + (
+        _len_field(b"\x12", password_bytes) if password_bytes else b"")
 
 
 def encode_compare(
@@ -326,6 +349,11 @@ decode_txn_revision.__doc__ = (
 )
 decode_compaction = _decoder("CompactionResponse", _compaction)
 decode_compaction.__name__ = decode_compaction.__qualname__ = "decode_compaction"
+decode_authenticate = _schema.decoder("etcdserverpb.AuthenticateResponse", attrgetter("token"))
+decode_authenticate.__name__ = decode_authenticate.__qualname__ = "decode_authenticate"
+decode_authenticate.__doc__ = (
+    "The token of an ``etcdserverpb.AuthenticateResponse``; feed its revision to ``tracker``."
+)
 
 
 # -- snapshots ----------------------------------------------------------------

@@ -17,7 +17,6 @@ same check runs here before the file is renamed into place, and
 
 from __future__ import annotations
 
-import hashlib
 import os
 import struct
 from typing import Any, BinaryIO, Callable, Optional, Union
@@ -51,6 +50,10 @@ class SnapshotWriter:
         self._progress = progress
         fd = os.open(self.part_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         self._file: Optional[BinaryIO] = os.fdopen(fd, "wb")
+        # hashlib here, not at import: loading OpenSSL's digests costs ~5 ms,
+        # and every client imports this module, most of them never to save a snapshot.
+        import hashlib
+
         self._sha = hashlib.sha256()
         self._tail = b""  # the last CHECKSUM_SIZE bytes: not hashed (yet)
         #: Bytes written so far, and what the server said was still to come.
@@ -162,6 +165,8 @@ def verify_snapshot(path: Union[str, "os.PathLike[str]"], *, block_size: int = 1
     size = os.path.getsize(path)
     if size <= CHECKSUM_SIZE:
         raise SnapshotIntegrityError(f"{path}: {size} bytes is too short for a snapshot with a checksum")
+    import hashlib  # see SnapshotWriter
+
     sha = hashlib.sha256()
     left = size - CHECKSUM_SIZE
     with open(path, "rb") as f:

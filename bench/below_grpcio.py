@@ -40,10 +40,10 @@ BENCH = Path(__file__).resolve().parent
 SPIKE = BENCH / "h2spike"
 sys.path[:0] = [str(BENCH), str(SPIKE)]
 
+import build  # noqa: E402
 import checks  # noqa: E402
 from e2e import loadavg, machine_info, render  # noqa: E402
 
-import build  # noqa: E402
 from etcdfast.testing import EtcdServer  # noqa: E402
 
 CLIENTS = ("floor", "native", "raw-grpcio", "etcdfast", "etcdfast-native")

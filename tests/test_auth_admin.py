@@ -255,7 +255,8 @@ def test_passwords_never_shown() -> None:
 
     unencodable = "s3cret-\ud800-word"
     for build in (lambda: auth.user_add("alice", unencodable),
-                  lambda: auth.user_change_password("alice", unencodable)):
+                  lambda: auth.user_change_password("alice", unencodable),
+                  lambda: auth.login_payload("alice", unencodable)):  # a client's own login
         with pytest.raises(InvalidArgumentError) as info:
             build()
         assert "password" in str(info.value)
@@ -263,6 +264,8 @@ def test_passwords_never_shown() -> None:
         assert info.value.__cause__ is None and info.value.__suppress_context__
     with pytest.raises(InvalidArgumentError, match="user name '\\\\ud800'"):
         auth.user_add("\ud800", "pw")  # names are no secret: say which
+    with pytest.raises(TypeError, match="password must be a str"):
+        auth.login_payload("alice", secret.encode())
 
 
 def test_password_not_kept_by_failing_calls(cli: Driver, user: str) -> None:

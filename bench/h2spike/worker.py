@@ -37,9 +37,8 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "workers")]
 
 import _harness as h  # noqa: E402
-import raw_grpc_worker  # noqa: E402
-
 import build  # noqa: E402
+import raw_grpc_worker  # noqa: E402
 
 CLIENTS = ("floor", "native", "raw-grpcio", "etcdfast", "etcdfast-native", "ab")
 

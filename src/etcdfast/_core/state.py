@@ -19,6 +19,7 @@ import weakref
 from typing import Any, Callable, Generator, List, Optional, Sequence, Tuple, Union
 
 from .. import _codec
+from ..api import auth as _auth
 from ..api import maintenance as _maintenance
 from ..api.request import NO_DEADLINE, LoginRequest, Observer, Request, check_seconds, check_timeout
 from ..errors import (
@@ -425,12 +426,9 @@ class ClientState:
         return default if default is not None else self._timeout
 
     def _login_request(self) -> "LoginRequest[str]":
-        # Through the codec, not a protobuf message class: building that class
-        # (the descriptor pool) would cost every short-lived process that logs in
-        # ~17 ms, more than the rest of its imports of etcdfast.
         user, password = self._user, self.__password
         assert user is not None and password is not None, "a login needs user= and password="
-        payload = _codec.wire.encode_authenticate(user, password)
+        payload = _auth.login_payload(user, password)
         return LoginRequest(AUTHENTICATE, payload, _codec.wire.decode_authenticate, repeatable=True)
 
     def _metadata_of(self, require_leader: Optional[bool]) -> Metadata:

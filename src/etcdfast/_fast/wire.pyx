@@ -166,26 +166,14 @@ def encode_compaction(revision, bint physical):
     return out
 
 
-cdef bytes _utf8(object value, str what):
-    # As the pure twin: a str, never quoted back (it may be a password).
-    if not isinstance(value, str):
-        raise TypeError(f"{what} must be a str, not {type(value).__name__}")
-    try:
-        return (<str>value).encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError(f"{what} is not valid UTF-8 text (it holds a lone surrogate)") from None
-
-
-def encode_authenticate(name, password):
-    """Encode an ``etcdserverpb.AuthenticateRequest`` (a login: the token
-    comes back in the response; see :func:`decode_authenticate`)."""
-    cdef bytes c_name = _utf8(name, "user name")
-    cdef bytes c_password = _utf8(password, "password")
-    cdef Py_ssize_t size = opt_len_size(c_name) + opt_len_size(c_password)
+def encode_authenticate(bytes name not None, bytes password not None):
+    """Encode an ``etcdserverpb.AuthenticateRequest`` from UTF-8 ``name`` and
+    ``password`` (a login; see :func:`decode_authenticate`)."""
+    cdef Py_ssize_t size = opt_len_size(name) + opt_len_size(password)
     cdef unsigned char* start
     cdef bytes out = new_bytes(size, &start)
-    cdef unsigned char* p = write_opt_len(start, 0x0a, c_name)
-    p = write_opt_len(p, 0x12, c_password)
+    cdef unsigned char* p = write_opt_len(start, 0x0a, name)
+    p = write_opt_len(p, 0x12, password)
     check_size(p, start, size)
     return out
 

@@ -90,18 +90,6 @@ def _flag(tag: bytes, value: object) -> bytes:
     return tag + b"\x01" if value else b""
 
 
-def _utf8(value: Any, what: str) -> bytes:
-    # A proto3 string: text that encodes to UTF-8. The error never quotes the
-    # value (it may be a password); ``from None`` drops the UnicodeEncodeError,
-    # which would carry the whole string.
-    if not isinstance(value, str):
-        raise TypeError(f"{what} must be a str, not {type(value).__name__}")
-    try:
-        return value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError(f"{what} is not valid UTF-8 text (it holds a lone surrogate)") from None
-
-
 # -- requests -----------------------------------------------------------------
 
 
@@ -188,13 +176,12 @@ _COMPARE_OPERAND_TAGS = (b"\x20", b"\x28", b"\x30", b"\x3a", b"\x40")
 _COMPARE_VALUE = 3
 
 
-def encode_authenticate(name: str, password: str) -> bytes:
-    """Encode an ``etcdserverpb.AuthenticateRequest`` (a login: the token
-    comes back in the response; see :func:`decode_authenticate`)."""
-    # Empty strings are proto3 defaults: left out, as protobuf leaves them.
-    name_bytes, password_bytes = _utf8(name, "user name"), _utf8(password, "password")
-    return (_len_field(b"\x0a", name_bytes) if name_bytes else b"") + (
-        _len_field(b"\x12", password_bytes) if password_bytes else b"")
+def encode_authenticate(name: bytes, password: bytes) -> bytes:
+    """Encode an ``etcdserverpb.AuthenticateRequest`` from UTF-8 ``name`` and
+    ``password`` (a login; see :func:`decode_authenticate`)."""
+    name, password = _bytes(name), _bytes(password)
+    return (_len_field(b"\x0a", name) if name else b"") + (
+        _len_field(b"\x12", password) if password else b"")
 
 
 def encode_compare(

@@ -1563,6 +1563,25 @@ def test_unary_methods_build_the_request_from_the_callers_arguments() -> None:
     assert len(fake.requests) == 1
 
 
+@pytest.mark.parametrize("option", ["limit", "revision", "min_mod_revision", "max_create_revision"])
+@pytest.mark.parametrize("value, error", [
+    (-1, InvalidArgumentError), (1 << 63, InvalidArgumentError), (True, TypeError), (False, TypeError),
+    (0.0, TypeError), ("1", TypeError),
+])
+def test_get_checks_its_integers_past_the_common_case(option: str, value: Any, error: type) -> None:
+    # The builders take plain in-range ints on a short path; everything else
+    # (bools and floats too, whatever they equal) still meets the full check.
+    with pytest.raises(error, match=option):
+        kv.get("k", **{option: value})
+
+
+def test_get_defaults_encode_as_the_explicit_options() -> None:
+    explicit = kv.get("k", limit=0, revision=0, sort_order="none", sort_target="key")
+    assert kv.get("k").payload == explicit.payload
+    assert RangeRequestMessage.FromString(kv.get("k", limit=(1 << 63) - 1).payload).limit == (1 << 63) - 1
+    assert RangeRequestMessage.FromString(kv.get("k", sort_target="mod").payload).sort_order == 1
+
+
 
 def test_error_messages_show_text_keys_as_text():
     from etcdfast.errors import show_key

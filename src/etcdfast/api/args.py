@@ -33,6 +33,10 @@ def integer(name: str, value: object, *, low: int = INT64_MIN, high: int = INT64
 
 def non_negative(name: str, value: object) -> int:
     """An int64 ``>= 0``."""
+    # The common case, a plain int in range, at a third of integer()'s cost:
+    # this runs six times per get. A bool is not ``int`` here; it takes the full check.
+    if value.__class__ is int and 0 <= value <= INT64_MAX:
+        return value
     return integer(name, value, low=0)
 
 

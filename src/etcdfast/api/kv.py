@@ -62,9 +62,14 @@ def _enum(kind: type, value: object, default: int) -> int:
         raise InvalidSortOptionError(f"{kind.__name__} must be one of {names}; got {value!r}") from None
 
 
+_UNSORTED = (int(SortOrder.NONE), int(SortTarget.KEY))
+
+
 def _sort(
     sort_order: Union[SortOrder, str, None], sort_target: Union[SortTarget, str, None]
 ) -> Tuple[int, int]:
+    if sort_order is None and sort_target is None:
+        return _UNSORTED  # most gets: no enum lookups
     # Naming only a target means ascending by it; naming only an order means by key.
     order = _enum(SortOrder, sort_order, SortOrder.ASCEND if sort_target is not None else SortOrder.NONE)
     target = _enum(SortTarget, sort_target, SortTarget.KEY)

@@ -235,6 +235,26 @@ def test_delay_adds_latency_per_chunk_without_serialising_chunks(echo):
             proxy.delay(-1)
 
 
+def test_a_chunk_that_falls_due_while_the_proxy_thread_is_preempted_still_goes(echo):
+    # Before: a chunk found not yet due by the flush, and due by the time the
+    # thread computed its next wake-up, was waited for by neither the timer
+    # nor the selector. The connection stalled until other traffic came (in CI,
+    # a defragment behind delay(0.4) that never returned). Preemption at that
+    # point is made certain here: every turn of the proxy's loop sleeps past the
+    # delay after its flush.
+    with FaultProxy("127.0.0.1", echo.port) as proxy, connect(proxy, timeout=5) as sock:
+        assert roundtrip(sock, b"warm") == b"warm"
+        proxy.delay(0.1)
+        turn = proxy._apply_commands  # runs at the top of each turn, right after the last flush
+
+        def preempted() -> None:
+            turn()
+            time.sleep(0.15)
+
+        proxy._apply_commands = preempted  # type: ignore[method-assign]
+        assert roundtrip(sock, b"late") == b"late"  # socket.timeout (5 s) before the fix
+
+
 def test_connections_beyond_the_limit_are_reset(echo):
     with FaultProxy("127.0.0.1", echo.port, max_connections=2) as proxy:
         a, b = connect(proxy), connect(proxy)

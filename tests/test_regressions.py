@@ -417,9 +417,9 @@ def test_a_refused_endpoint_still_fails_with_the_reason(kind):
 def test_slow_maintenance_calls_ignore_the_short_default(proxied, kind, twin):
     # Before: defragment used the client's default timeout (the README's
     # timeout=5 timed out defragmenting a 235 MB database).
-    # No keepalive: this is about call deadlines, and a defragment of etcd
-    # 3.4's fsynced database behind a 0.8 s round trip on a loaded machine can
-    # outlast a ping's 10 s (seen once in CI: "ping timeout").
+    # No keepalive: this is about call deadlines. (The "ping timeout" once seen
+    # here in CI, and later a defragment that never returned, were the fault
+    # proxy stalling a delayed connection: see test_fault_proxy's preemption test.)
     with Driver(kind, proxied.endpoint, timeout=0.5, keepalive_time=None) as client:
         client.get(b"warm-up")
         proxied.delay(0.4)  # a round trip now takes ~0.8 s: over the default

@@ -279,11 +279,20 @@ class FaultProxy:
         now = time.monotonic()
         wait: Optional[float] = None
         for link in self._links:
-            for pipe in (link.to_up, link.to_down):
-                # Chunks already due wait for their socket to be writable.
-                if pipe.chunks and pipe.chunks[0][0] > now:
-                    left = pipe.chunks[0][0] - now
-                    wait = left if wait is None else min(wait, left)
+            for pipe, side in ((link.to_up, _UP), (link.to_down, _DOWN)):
+                if not pipe.chunks or (link.up if side == _UP else link.down) is None:
+                    continue  # nothing to send, or nowhere to send it yet
+                left = pipe.chunks[0][0] - now
+                if left <= 0:
+                    if link.events[side] & selectors.EVENT_WRITE:
+                        continue  # due, and the selector wakes us when its socket is writable
+                    # Due since _flush last looked (it found it early, so it
+                    # registered no write interest): flush now. Waiting for
+                    # other traffic instead stalled a delayed connection for
+                    # good whenever the proxy thread was preempted between
+                    # the two (seen under load as a call that never returned).
+                    left = 0.0
+                wait = left if wait is None else min(wait, left)
         return wait
 
     def _accept(self) -> None:
